@@ -1,0 +1,188 @@
+//! What a run recorded: the only thing the `reports` crate sees of a run.
+//!
+//! Everything here is plain data, filled in by the meters during the run and frozen when it
+//! ends. Histograms are HdrHistograms of nanoseconds with exact sums kept beside them, so
+//! means are exact and quantiles are within the histogram's 3 significant digits.
+
+use crate::spec::FaultKind;
+use crate::time::Nanos;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+
+/// The message ledger. At the end of every run
+/// `produced = rejected + completed + dead_lettered + expired + lost + in_flight`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    /// Messages the workload produced (offered to the API or queue).
+    pub produced: u64,
+    /// Refused at the door (queue full).
+    pub rejected: u64,
+    /// Completed by a handler.
+    pub completed: u64,
+    /// Moved to the dead-letter / poison queue.
+    pub dead_lettered: u64,
+    /// Dropped by TTL expiry.
+    pub expired: u64,
+    /// Lost: accepted but gone without any of the above (e.g. in-memory work on a crash).
+    pub lost: u64,
+    /// Still in the system when the run ended (queued, locked or being accepted).
+    pub in_flight: u64,
+    /// Deliveries to handlers (first deliveries plus redeliveries).
+    pub deliveries: u64,
+    /// Handler executions that succeeded for a message that had already been handled
+    /// successfully (an at-least-once duplicate effect).
+    pub duplicates: u64,
+}
+
+impl Ledger {
+    /// Whether every produced message is accounted for.
+    pub fn balances(&self) -> bool {
+        self.produced
+            == self.rejected
+                + self.completed
+                + self.dead_lettered
+                + self.expired
+                + self.lost
+                + self.in_flight
+    }
+}
+
+/// A latency distribution: an HDR histogram of nanoseconds plus the exact sum.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    /// Recorded values in nanoseconds (3 significant digits).
+    pub hist: Histogram<u64>,
+    /// Exact sum of the recorded values, for an exact mean.
+    pub sum_ns: u128,
+}
+
+impl Latency {
+    /// An empty histogram able to hold values up to `highest_ns`.
+    pub fn new(highest_ns: Nanos) -> Latency {
+        let hist = Histogram::new_with_bounds(1_000, highest_ns.max(2_000_000_000), 3)
+            .expect("histogram bounds are valid");
+        Latency { hist, sum_ns: 0 }
+    }
+
+    /// Records one value. Values above the histogram's range are an engine bug (the range
+    /// comes from the scenario's horizon), so they panic.
+    #[inline]
+    pub fn record(&mut self, ns: Nanos) {
+        self.hist.record(ns).expect("latency within the scenario's horizon");
+        self.sum_ns += u128::from(ns);
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Exact mean in nanoseconds (0 when empty).
+    pub fn mean_ns(&self) -> f64 {
+        if self.count() == 0 { 0.0 } else { self.sum_ns as f64 / self.count() as f64 }
+    }
+
+    /// The value at quantile `q` (0..=1), in nanoseconds (0 when empty).
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        if self.count() == 0 { 0 } else { self.hist.value_at_quantile(q) }
+    }
+
+    /// The largest value recorded (0 when empty).
+    pub fn max_ns(&self) -> u64 {
+        if self.count() == 0 { 0 } else { self.hist.max() }
+    }
+
+    /// Merges another histogram into this one (exact: HDR histograms merge losslessly).
+    pub fn merge(&mut self, other: &Latency) {
+        self.hist.add(&other.hist).expect("same bounds");
+        self.sum_ns += other.sum_ns;
+    }
+}
+
+/// One row of the time series: what happened in the interval ending at `t`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntervalRow {
+    /// End of the interval.
+    pub t: Nanos,
+    /// Messages produced in the interval.
+    pub arrivals: u64,
+    /// Messages completed.
+    pub completed: u64,
+    /// Handler executions that failed (the message was abandoned or its call failed).
+    pub failed: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Messages expired by TTL.
+    pub expired: u64,
+    /// Messages rejected at the door.
+    pub rejected: u64,
+    /// Messages waiting (visible or delayed, not locked) at the end of the interval.
+    pub backlog: u64,
+    /// Messages locked by a handler at the end of the interval.
+    pub in_flight: u64,
+    /// Consumer instances running at the end of the interval.
+    pub instances: u32,
+    /// Median end-to-end latency of the messages completed in the interval (ns; 0 if none).
+    pub latency_p50_ns: u64,
+    /// 99th percentile of the same (ns; 0 if none).
+    pub latency_p99_ns: u64,
+}
+
+/// Calls made to one downstream service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Calls started.
+    pub calls: u64,
+    /// Calls that failed (errors and timeouts).
+    pub errors: u64,
+    /// Of the errors, calls that hit the timeout.
+    pub timeouts: u64,
+}
+
+/// A fault as it happened, for the reports' timelines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultRecord {
+    /// What was hit.
+    pub target: String,
+    /// What happened.
+    pub kind: FaultKind,
+}
+
+/// Everything a run recorded.
+#[derive(Clone, Debug)]
+pub struct RunResults {
+    /// Scenario name.
+    pub scenario: String,
+    /// Pattern name.
+    pub pattern: String,
+    /// The run seed.
+    pub seed: u64,
+    /// Simulated time when the run ended.
+    pub sim_time: Nanos,
+    /// Whether the system was empty when the run ended (false: stopped at the horizon).
+    pub drained: bool,
+    /// The message ledger.
+    pub ledger: Ledger,
+    /// Latency distributions by name: `end_to_end` (accepted -> completed), `queue_wait`
+    /// (accepted -> first delivery), `handler` (each execution), and pattern-specific ones
+    /// such as `accept` (request -> 202).
+    pub latency: BTreeMap<String, Latency>,
+    /// Highest number of waiting messages.
+    pub backlog_peak: u64,
+    /// Time-averaged number of waiting messages.
+    pub backlog_mean: f64,
+    /// Time-averaged number of messages in the system (waiting or being handled).
+    pub in_system_mean: f64,
+    /// Downstream calls by service name.
+    pub services: BTreeMap<String, ServiceStats>,
+    /// Broker operations (sends, receives including empty polls, completes, abandons).
+    pub queue_operations: u64,
+    /// Pattern-specific counters (e.g. `retry.attempts_max`), by dotted name.
+    pub extra: BTreeMap<String, f64>,
+    /// One row per interval.
+    pub timeseries: Vec<IntervalRow>,
+    /// The interval length.
+    pub interval: Nanos,
+    /// The fault schedule.
+    pub faults: Vec<FaultRecord>,
+}
