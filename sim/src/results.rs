@@ -68,7 +68,9 @@ impl Latency {
     /// comes from the scenario's horizon), so they panic.
     #[inline]
     pub fn record(&mut self, ns: Nanos) {
-        self.hist.record(ns).expect("latency within the scenario's horizon");
+        self.hist
+            .record(ns)
+            .expect("latency within the scenario's horizon");
         self.sum_ns += u128::from(ns);
     }
 
@@ -79,17 +81,29 @@ impl Latency {
 
     /// Exact mean in nanoseconds (0 when empty).
     pub fn mean_ns(&self) -> f64 {
-        if self.count() == 0 { 0.0 } else { self.sum_ns as f64 / self.count() as f64 }
+        if self.count() == 0 {
+            0.0
+        } else {
+            self.sum_ns as f64 / self.count() as f64
+        }
     }
 
     /// The value at quantile `q` (0..=1), in nanoseconds (0 when empty).
     pub fn quantile_ns(&self, q: f64) -> u64 {
-        if self.count() == 0 { 0 } else { self.hist.value_at_quantile(q) }
+        if self.count() == 0 {
+            0
+        } else {
+            self.hist.value_at_quantile(q)
+        }
     }
 
     /// The largest value recorded (0 when empty).
     pub fn max_ns(&self) -> u64 {
-        if self.count() == 0 { 0 } else { self.hist.max() }
+        if self.count() == 0 {
+            0
+        } else {
+            self.hist.max()
+        }
     }
 
     /// Merges another histogram into this one (exact: HDR histograms merge losslessly).

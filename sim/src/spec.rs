@@ -5,7 +5,7 @@
 //! exists can be run. Defaults are documented on each field and in `Scenario::default()`.
 
 use crate::dist::Dist;
-use crate::time::{Nanos, NS_PER_H, NS_PER_MIN, NS_PER_MS, NS_PER_S};
+use crate::time::{NS_PER_H, NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos};
 use std::collections::BTreeMap;
 
 /// One run's full specification.
@@ -53,7 +53,8 @@ impl Scenario {
 
     /// The simulated time at which the run stops at the latest.
     pub fn horizon(&self) -> Nanos {
-        self.duration.saturating_add(self.drain.unwrap_or(Self::DRAIN_CAP))
+        self.duration
+            .saturating_add(self.drain.unwrap_or(Self::DRAIN_CAP))
     }
 }
 
@@ -95,8 +96,11 @@ pub enum PatternKind {
 
 impl PatternKind {
     /// Every pattern, in the order the README lists them.
-    pub const ALL: [PatternKind; 3] =
-        [PatternKind::LoadLeveling, PatternKind::CompetingConsumers, PatternKind::RetryBackoff];
+    pub const ALL: [PatternKind; 3] = [
+        PatternKind::LoadLeveling,
+        PatternKind::CompetingConsumers,
+        PatternKind::RetryBackoff,
+    ];
 
     /// The name used in scenario files.
     pub fn name(self) -> &'static str {
@@ -142,12 +146,19 @@ impl WorkloadSpec {
     /// The share of poison messages (0 when there is no `poison` class).
     pub fn poison_share(&self) -> f64 {
         let total: f64 = self.classes.iter().map(|(_, w)| w).sum();
-        self.classes.iter().filter(|(n, _)| n == "poison").map(|(_, w)| w / total).sum()
+        self.classes
+            .iter()
+            .filter(|(n, _)| n == "poison")
+            .map(|(_, w)| w / total)
+            .sum()
     }
 
     /// The rate in force at time `t` (messages per second).
     pub fn rate_at(&self, t: Nanos) -> f64 {
-        self.phases.iter().find(|p| p.from <= t && t < p.to).map_or(self.rate_per_s, |p| p.rate_per_s)
+        self.phases
+            .iter()
+            .find(|p| p.from <= t && t < p.to)
+            .map_or(self.rate_per_s, |p| p.rate_per_s)
     }
 }
 
@@ -183,7 +194,9 @@ pub struct ApiSpec {
 
 impl Default for ApiSpec {
     fn default() -> Self {
-        ApiSpec { accept: Dist::Const(5 * NS_PER_MS) }
+        ApiSpec {
+            accept: Dist::Const(5 * NS_PER_MS),
+        }
     }
 }
 
@@ -288,7 +301,9 @@ impl Default for ConsumerSpec {
             instances: 1,
             concurrency: 16,
             batch_size: 1,
-            work: Dist::Exp { mean: 50 * NS_PER_MS },
+            work: Dist::Exp {
+                mean: 50 * NS_PER_MS,
+            },
             calls: Vec::new(),
             poll_interval: 5 * NS_PER_S,
         }
@@ -308,7 +323,13 @@ pub struct ServiceSpec {
 
 impl Default for ServiceSpec {
     fn default() -> Self {
-        ServiceSpec { latency: Dist::Exp { mean: 50 * NS_PER_MS }, error_rate: 0.0, timeout: None }
+        ServiceSpec {
+            latency: Dist::Exp {
+                mean: 50 * NS_PER_MS,
+            },
+            error_rate: 0.0,
+            timeout: None,
+        }
     }
 }
 
@@ -383,10 +404,18 @@ pub enum FaultKind {
     /// Calls take `add` longer.
     Latency { from: Nanos, to: Nanos, add: Nanos },
     /// Calls fail with this probability instead of the service's own.
-    ErrorRate { from: Nanos, to: Nanos, error_rate: f64 },
+    ErrorRate {
+        from: Nanos,
+        to: Nanos,
+        error_rate: f64,
+    },
     /// `instances` consumer instances die at `at`; their in-flight work is dropped. They come
     /// back after `restart_after` (`None`: never).
-    Crash { at: Nanos, instances: u32, restart_after: Option<Nanos> },
+    Crash {
+        at: Nanos,
+        instances: u32,
+        restart_after: Option<Nanos>,
+    },
 }
 
 impl FaultKind {
@@ -406,7 +435,9 @@ impl FaultKind {
             FaultKind::Outage { from, to }
             | FaultKind::Latency { from, to, .. }
             | FaultKind::ErrorRate { from, to, .. } => (from, Some(to)),
-            FaultKind::Crash { at, restart_after, .. } => (at, restart_after.map(|r| at + r)),
+            FaultKind::Crash {
+                at, restart_after, ..
+            } => (at, restart_after.map(|r| at + r)),
         }
     }
 }

@@ -1,0 +1,391 @@
+//! Meters: the message ledger, latency histograms, interval counters and time averages.
+//!
+//! Every model reports what happens to a message here, and nowhere else, so the ledger is
+//! complete by construction and checked at the end of every run.
+
+use crate::engine::Sim;
+use crate::results::{IntervalRow, Latency, Ledger};
+use crate::time::Nanos;
+use std::cell::RefCell;
+
+/// Which latency a value belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lat {
+    /// Accepted -> completed.
+    EndToEnd,
+    /// Accepted -> first delivery to a handler.
+    QueueWait,
+    /// One handler execution.
+    Handler,
+    /// Request -> accepted (the API's answer).
+    Accept,
+}
+
+impl Lat {
+    const ALL: [Lat; 4] = [Lat::EndToEnd, Lat::QueueWait, Lat::Handler, Lat::Accept];
+
+    /// The name used in `summary.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lat::EndToEnd => "end_to_end",
+            Lat::QueueWait => "queue_wait",
+            Lat::Handler => "handler",
+            Lat::Accept => "accept",
+        }
+    }
+}
+
+/// A time-weighted average of an integer level (messages waiting, messages in the system).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Level {
+    /// The level now.
+    pub value: u64,
+    /// The highest level seen.
+    pub peak: u64,
+    area: u128,
+    since: Nanos,
+}
+
+impl Level {
+    /// Changes the level at time `now` by `delta`.
+    #[inline]
+    pub fn add(&mut self, now: Nanos, delta: i64) {
+        self.area += u128::from(self.value) * u128::from(now - self.since);
+        self.since = now;
+        self.value = self
+            .value
+            .checked_add_signed(delta)
+            .expect("level stays non-negative");
+        self.peak = self.peak.max(self.value);
+    }
+
+    /// The time average over [0, now].
+    pub fn mean(&self, now: Nanos) -> f64 {
+        let area = self.area + u128::from(self.value) * u128::from(now - self.since);
+        if now == 0 {
+            0.0
+        } else {
+            area as f64 / now as f64
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct IntervalCounts {
+    arrivals: u64,
+    completed: u64,
+    failed: u64,
+    dead_lettered: u64,
+    expired: u64,
+    rejected: u64,
+}
+
+struct Inner {
+    ledger: Ledger,
+    latency: [Option<Latency>; 4],
+    interval_e2e: Latency,
+    counts: IntervalCounts,
+    in_system: Level,
+    rows: Vec<IntervalRow>,
+}
+
+/// One traced event: what happened to message `id` at `t` (only with tracing on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// When.
+    pub t: Nanos,
+    /// The message (or job) sequence number.
+    pub id: u64,
+    /// What happened: `produced`, `delivered`, `completed`, `abandoned`, `redelivered`,
+    /// `dead_lettered`, `expired`, `lock_lost`, `attempt`, `retry_scheduled`, ...
+    pub what: &'static str,
+}
+
+/// The meters of one run.
+pub struct Meters {
+    sim: Sim,
+    trace: Option<RefCell<Vec<TraceEvent>>>,
+    warmup: Nanos,
+    inner: RefCell<Inner>,
+    producing: std::cell::Cell<bool>,
+    outside: std::cell::Cell<u64>,
+}
+
+impl Meters {
+    /// Meters for a run whose latencies never exceed `horizon`; messages accepted before
+    /// `warmup` are counted in the ledger but not in latency statistics.
+    pub fn new(sim: Sim, horizon: Nanos, warmup: Nanos, trace: bool) -> Meters {
+        let highest = horizon.saturating_mul(2);
+        Meters {
+            sim,
+            trace: trace.then(|| RefCell::new(Vec::new())),
+            warmup,
+            inner: RefCell::new(Inner {
+                ledger: Ledger::default(),
+                latency: [
+                    Some(Latency::new(highest)),
+                    Some(Latency::new(highest)),
+                    Some(Latency::new(highest)),
+                    None,
+                ],
+                interval_e2e: Latency::new(highest),
+                counts: IntervalCounts::default(),
+                in_system: Level::default(),
+                rows: Vec::new(),
+            }),
+            producing: std::cell::Cell::new(true),
+            outside: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Enables the `accept` histogram (patterns with an API in front).
+    pub fn track_accept(&self, horizon: Nanos) {
+        self.inner.borrow_mut().latency[3] = Some(Latency::new(horizon.saturating_mul(2)));
+    }
+
+    /// Records a trace event for message `id` (a no-op unless tracing is on).
+    #[inline]
+    pub fn trace(&self, id: u64, what: &'static str) {
+        if let Some(t) = &self.trace {
+            t.borrow_mut().push(TraceEvent {
+                t: self.sim.now_ns(),
+                id,
+                what,
+            });
+        }
+    }
+
+    fn counted(&self, accepted_at: Nanos) -> bool {
+        accepted_at >= self.warmup
+    }
+
+    /// The workload offered a message.
+    #[inline]
+    pub fn produced(&self) {
+        let mut m = self.inner.borrow_mut();
+        m.ledger.produced += 1;
+        m.counts.arrivals += 1;
+    }
+
+    /// A produced message entered the system (it will leave through one of the exits).
+    #[inline]
+    pub fn entered(&self) {
+        let now = self.sim.now_ns();
+        self.inner.borrow_mut().in_system.add(now, 1);
+    }
+
+    /// A message was refused at the door. It never entered.
+    pub fn rejected(&self) {
+        let mut m = self.inner.borrow_mut();
+        m.ledger.rejected += 1;
+        m.counts.rejected += 1;
+    }
+
+    /// A latency sample of a message accepted at `accepted_at`.
+    #[inline]
+    pub fn latency(&self, which: Lat, accepted_at: Nanos, value: Nanos) {
+        if self.counted(accepted_at) {
+            let mut m = self.inner.borrow_mut();
+            if let Some(h) = &mut m.latency[which as usize] {
+                h.record(value);
+            }
+        }
+    }
+
+    /// A message was delivered to a handler.
+    #[inline]
+    pub fn delivered(&self) {
+        self.inner.borrow_mut().ledger.deliveries += 1;
+    }
+
+    /// A handler succeeded on a message that had already been handled successfully.
+    pub fn duplicate(&self) {
+        self.inner.borrow_mut().ledger.duplicates += 1;
+    }
+
+    /// A handler execution failed.
+    #[inline]
+    pub fn failed(&self) {
+        self.inner.borrow_mut().counts.failed += 1;
+    }
+
+    /// A message accepted at `accepted_at` was completed.
+    #[inline]
+    pub fn completed(&self, accepted_at: Nanos) {
+        let now = self.sim.now_ns();
+        let e2e = now - accepted_at;
+        {
+            let mut m = self.inner.borrow_mut();
+            m.ledger.completed += 1;
+            m.counts.completed += 1;
+            if accepted_at >= self.warmup {
+                m.latency[Lat::EndToEnd as usize]
+                    .as_mut()
+                    .expect("e2e")
+                    .record(e2e);
+                m.interval_e2e.record(e2e);
+            }
+        }
+        self.left(now);
+    }
+
+    /// A message was moved to the dead-letter / poison queue.
+    pub fn dead_lettered(&self) {
+        {
+            let mut m = self.inner.borrow_mut();
+            m.ledger.dead_lettered += 1;
+            m.counts.dead_lettered += 1;
+        }
+        self.left(self.sim.now_ns());
+    }
+
+    /// A message expired (TTL).
+    pub fn expired(&self) {
+        {
+            let mut m = self.inner.borrow_mut();
+            m.ledger.expired += 1;
+            m.counts.expired += 1;
+        }
+        self.left(self.sim.now_ns());
+    }
+
+    /// A message was lost (accepted, then gone without a trace).
+    pub fn lost(&self) {
+        self.inner.borrow_mut().ledger.lost += 1;
+        self.left(self.sim.now_ns());
+    }
+
+    #[inline]
+    fn left(&self, now: Nanos) {
+        let empty = {
+            let mut m = self.inner.borrow_mut();
+            m.in_system.add(now, -1);
+            m.in_system.value == 0
+        };
+        if empty {
+            self.check_done();
+        }
+    }
+
+    /// Stops the run if production has ended and nothing is left anywhere.
+    fn check_done(&self) {
+        if !self.producing.get()
+            && self.outside.get() == 0
+            && self.inner.borrow().in_system.value == 0
+        {
+            self.sim.stop();
+        }
+    }
+
+    /// A produced message is held before it enters the system (an API still accepting it).
+    pub fn hold_outside(&self) {
+        self.outside.set(self.outside.get() + 1);
+    }
+
+    /// The hold of [`Meters::hold_outside`] ended (the message entered or was rejected).
+    pub fn release_outside(&self) {
+        self.outside.set(self.outside.get() - 1);
+        self.check_done();
+    }
+
+    /// Messages held outside the system now.
+    pub fn outside(&self) -> u64 {
+        self.outside.get()
+    }
+
+    /// The workload has produced its last message: the run stops once the system is empty.
+    pub fn production_ended(&self) {
+        self.producing.set(false);
+        self.check_done();
+    }
+
+    /// Whether the workload is still producing.
+    pub fn producing(&self) -> bool {
+        self.producing.get()
+    }
+
+    /// Messages in the system now.
+    pub fn in_system(&self) -> u64 {
+        self.inner.borrow().in_system.value
+    }
+
+    /// Closes the interval ending now with the given levels.
+    pub fn close_interval(&self, backlog: u64, in_flight: u64, instances: u32) {
+        let now = self.sim.now_ns();
+        let mut m = self.inner.borrow_mut();
+        let c = std::mem::take(&mut m.counts);
+        let (p50, p99) = (
+            m.interval_e2e.quantile_ns(0.5),
+            m.interval_e2e.quantile_ns(0.99),
+        );
+        m.interval_e2e.hist.reset();
+        m.interval_e2e.sum_ns = 0;
+        m.rows.push(IntervalRow {
+            t: now,
+            arrivals: c.arrivals,
+            completed: c.completed,
+            failed: c.failed,
+            dead_lettered: c.dead_lettered,
+            expired: c.expired,
+            rejected: c.rejected,
+            backlog,
+            in_flight,
+            instances,
+            latency_p50_ns: p50,
+            latency_p99_ns: p99,
+        });
+    }
+
+    /// The time at which the interval that is open now began.
+    pub fn interval_start(&self) -> Nanos {
+        self.inner.borrow().rows.last().map_or(0, |r| r.t)
+    }
+
+    /// Freezes the meters.
+    pub fn finish(self) -> Finished {
+        let now = self.sim.now_ns();
+        let trace = self.trace.map(RefCell::into_inner).unwrap_or_default();
+        let m = self.inner.into_inner();
+        let mut lat = Vec::new();
+        for (which, h) in Lat::ALL.into_iter().zip(m.latency) {
+            if let Some(h) = h {
+                lat.push((which.name(), h));
+            }
+        }
+        Finished {
+            ledger: m.ledger,
+            latency: lat,
+            rows: m.rows,
+            in_system_mean: m.in_system.mean(now),
+            trace,
+        }
+    }
+}
+
+/// What the meters hold at the end of a run.
+pub struct Finished {
+    /// The ledger (its `in_flight` is filled in by the caller).
+    pub ledger: Ledger,
+    /// Latency histograms by summary name.
+    pub latency: Vec<(&'static str, Latency)>,
+    /// The time series.
+    pub rows: Vec<IntervalRow>,
+    /// Time-averaged number of messages in the system.
+    pub in_system_mean: f64,
+    /// Traced events (empty unless tracing was on).
+    pub trace: Vec<TraceEvent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_time_average() {
+        let mut l = Level::default();
+        l.add(0, 2); // 2 for 10 ns
+        l.add(10, -1); // 1 for 30 ns
+        assert_eq!(l.peak, 2);
+        assert!((l.mean(40) - (20.0 + 30.0) / 40.0).abs() < 1e-12);
+    }
+}

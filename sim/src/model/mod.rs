@@ -1,0 +1,17 @@
+//! Infrastructure models: the vocabulary patterns are written in.
+//!
+//! | model | what it is |
+//! | --- | --- |
+//! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
+//! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
+//! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
+//! | [`host`] | consumer instances with concurrency, crashes and restarts |
+//! | [`retry`] | Polly / AWS retry delays |
+//! | [`meters`] | the message ledger, latency histograms, time series |
+
+pub mod host;
+pub mod meters;
+pub mod queue;
+pub mod retry;
+pub mod service;
+pub mod workload;

@@ -1,0 +1,492 @@
+//! The broker: an Azure Storage Queue or Service Bus queue.
+//!
+//! ```text
+//!  send ──► [ visible ] ──receive──► locked ──complete──► gone (completed)
+//!              ▲   ▲                   │
+//!              │   └──── abandon ──────┤ (storage queue: after `abandon_delay`)
+//!              └────── lock expiry ────┘ (a crashed handler never settles)
+//!  each delivery counts; at `max_delivery_count` an abandon or expiry dead-letters instead
+//! ```
+//!
+//! Semantics (see `shared/reference/azure.md`):
+//! * Peek-lock / visibility timeout: a received message is invisible for
+//!   `visibility_timeout`; if it is not settled by then it becomes visible again.
+//! * The delivery (dequeue) count rises with every delivery; a message that fails its
+//!   `max_delivery_count`-th delivery goes to the dead-letter (`-poison`) queue, so it is
+//!   delivered exactly `max_delivery_count` times at most.
+//! * TTL: a message older than `ttl` is never delivered; it expires.
+//! * Service Bus delivers in sequence order, so a message that becomes visible again goes
+//!   to the front; a storage queue makes no order promise and it goes to the back.
+//! * `capacity` bounds the messages held (visible + locked + delayed); a send to a full
+//!   queue is rejected.
+//!
+//! Lock expiries are not one timer per message: locks are kept in a FIFO (every lock has
+//! the same duration, so expiry order is lock order) and one keeper process sleeps until
+//! the oldest unsettled lock, skipping the settled ones.
+
+use crate::engine::{Sim, TaskId, WaitList};
+use crate::model::meters::{Lat, Meters};
+use crate::spec::{QueueKind, QueueSpec};
+use crate::time::{Nanos, SimTime};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Free,
+    Visible,
+    Locked,
+    Delayed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Msg {
+    id: u64,
+    accepted_at: Nanos,
+    class: u8,
+    deliveries: u32,
+    /// Changes with every delivery, so a settle with an old lock is recognised.
+    token: u32,
+    state: State,
+    /// Successful handler executions so far.
+    handled: u32,
+}
+
+/// A message handed to a handler: the lock on one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    slot: u32,
+    token: u32,
+    /// The message's sequence number.
+    pub id: u64,
+    /// The message's class (index into the workload's classes).
+    pub class: u8,
+    /// When the message was accepted into the system.
+    pub accepted_at: Nanos,
+    /// Which delivery this is (1 = first).
+    pub delivery_count: u32,
+}
+
+/// Why a settle failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// The lock had expired (the message was or will be delivered again).
+    LockLost,
+}
+
+/// Counters and levels of the queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueStats {
+    /// Broker operations: sends, receives (empty ones too), completes, abandons.
+    pub operations: u64,
+}
+
+struct Inner {
+    msgs: Vec<Msg>,
+    free: Vec<u32>,
+    visible: VecDeque<u32>,
+    locks: VecDeque<(Nanos, u32, u32)>,
+    delayed: VecDeque<(Nanos, u32, u32)>,
+    next_id: u64,
+    held: u64,
+    locked: u64,
+    backlog: crate::model::meters::Level,
+    operations: u64,
+    keeper: Option<TaskId>,
+    keeper_armed: Nanos,
+}
+
+/// A queue with Azure semantics.
+pub struct Queue {
+    spec: QueueSpec,
+    sim: Sim,
+    meters: Rc<Meters>,
+    inner: RefCell<Inner>,
+    /// Receivers waiting for a message (Service Bus receive).
+    arrivals: WaitList,
+}
+
+impl Queue {
+    /// An empty queue. Call [`Queue::start`] to run its lock keeper.
+    pub fn new(spec: QueueSpec, sim: Sim, meters: Rc<Meters>) -> Rc<Queue> {
+        Rc::new(Queue {
+            spec,
+            sim,
+            meters,
+            inner: RefCell::new(Inner {
+                msgs: Vec::new(),
+                free: Vec::new(),
+                visible: VecDeque::new(),
+                locks: VecDeque::new(),
+                delayed: VecDeque::new(),
+                next_id: 0,
+                held: 0,
+                locked: 0,
+                backlog: Default::default(),
+                operations: 0,
+                keeper: None,
+                keeper_armed: 0,
+            }),
+            arrivals: WaitList::new(),
+        })
+    }
+
+    /// The queue's settings.
+    pub fn spec(&self) -> &QueueSpec {
+        &self.spec
+    }
+
+    /// Starts the keeper process that expires locks and releases delayed messages.
+    pub fn start(self: &Rc<Self>) {
+        let q = Rc::clone(self);
+        let id = self.sim.spawn(async move { q.keeper().await });
+        self.inner.borrow_mut().keeper = Some(id);
+    }
+
+    /// Sends a message accepted now. Returns false (and counts a rejection) when full.
+    /// The caller has already counted the message as produced.
+    pub fn send(&self, class: u8) -> bool {
+        let now = self.sim.now_ns();
+        let id = {
+            let mut q = self.inner.borrow_mut();
+            q.operations += 1;
+            if self.spec.capacity > 0 && q.held >= self.spec.capacity {
+                drop(q);
+                self.meters.rejected();
+                return false;
+            }
+            let id = q.next_id;
+            q.next_id += 1;
+            let msg = Msg {
+                id,
+                accepted_at: now,
+                class,
+                deliveries: 0,
+                token: 0,
+                state: State::Visible,
+                handled: 0,
+            };
+            let slot = match q.free.pop() {
+                Some(s) => {
+                    // Tokens keep counting across reuses of a slot, so a stale lock entry
+                    // of the slot's previous message can never match the new one.
+                    let token = q.msgs[s as usize].token;
+                    q.msgs[s as usize] = Msg { token, ..msg };
+                    s
+                }
+                None => {
+                    q.msgs.push(msg);
+                    (q.msgs.len() - 1) as u32
+                }
+            };
+            q.visible.push_back(slot);
+            q.held += 1;
+            q.backlog.add(now, 1);
+            id
+        };
+        self.meters.entered();
+        self.meters.trace(id, "enqueued");
+        self.arrivals.notify_one(&self.sim);
+        true
+    }
+
+    /// Receives up to `max` messages now, without waiting. Expired messages met on the way
+    /// are dropped (TTL). Counts one broker operation, even when nothing is received.
+    pub fn try_receive(&self, max: u32, out: &mut Vec<Delivery>) {
+        let now = self.sim.now_ns();
+        let mut q = self.inner.borrow_mut();
+        q.operations += 1;
+        let mut expired = 0;
+        while out.len() < max as usize {
+            let Some(slot) = q.visible.pop_front() else {
+                break;
+            };
+            let vt = self.spec.visibility_timeout;
+            let m = &mut q.msgs[slot as usize];
+            debug_assert_eq!(m.state, State::Visible);
+            if self
+                .spec
+                .ttl
+                .is_some_and(|ttl| now >= m.accepted_at.saturating_add(ttl))
+            {
+                m.state = State::Free;
+                expired += 1;
+                q.free.push(slot);
+                q.held -= 1;
+                q.backlog.add(now, -1);
+                continue;
+            }
+            m.deliveries += 1;
+            m.token = m.token.wrapping_add(1);
+            m.state = State::Locked;
+            let d = Delivery {
+                slot,
+                token: m.token,
+                id: m.id,
+                class: m.class,
+                accepted_at: m.accepted_at,
+                delivery_count: m.deliveries,
+            };
+            q.locks.push_back((now + vt, slot, d.token));
+            q.locked += 1;
+            q.backlog.add(now, -1);
+            out.push(d);
+        }
+        let wake_keeper = !out.is_empty() && q.keeper_armed <= now;
+        drop(q);
+        for _ in 0..expired {
+            self.meters.expired();
+        }
+        for d in out.iter() {
+            self.meters.delivered();
+            self.meters.trace(d.id, "delivered");
+            if d.delivery_count == 1 {
+                self.meters
+                    .latency(Lat::QueueWait, d.accepted_at, now - d.accepted_at);
+            }
+        }
+        if wake_keeper {
+            self.wake_keeper();
+        }
+    }
+
+    /// Receives up to `max` messages, waiting for the first if the queue is empty (a
+    /// Service Bus receiver's long poll).
+    pub async fn receive(&self, max: u32, out: &mut Vec<Delivery>) {
+        loop {
+            self.try_receive(max, out);
+            if !out.is_empty() {
+                return;
+            }
+            self.arrivals.wait(&self.sim).await;
+        }
+    }
+
+    fn lookup<'a>(q: &'a mut Inner, d: &Delivery) -> Option<&'a mut Msg> {
+        let m = q.msgs.get_mut(d.slot as usize)?;
+        (m.state != State::Free && m.id == d.id).then_some(m)
+    }
+
+    /// The handler succeeded: settle the message as completed. Counts a duplicate if the
+    /// message had already been handled successfully. Fails if the lock was lost (the
+    /// message will be delivered again, and its next success will count as a duplicate).
+    pub fn complete(&self, d: &Delivery) -> Result<(), Settle> {
+        let mut q = self.inner.borrow_mut();
+        q.operations += 1;
+        let Some(m) = Self::lookup(&mut q, d) else {
+            drop(q);
+            self.meters.duplicate(); // handled again after another delivery completed it
+            return Err(Settle::LockLost);
+        };
+        m.handled += 1;
+        let duplicate = m.handled > 1;
+        let ok = m.state == State::Locked && m.token == d.token;
+        if ok {
+            m.state = State::Free;
+            q.free.push(d.slot);
+            q.held -= 1;
+            q.locked -= 1;
+        }
+        drop(q);
+        if duplicate {
+            self.meters.duplicate();
+        }
+        self.meters
+            .trace(d.id, if ok { "completed" } else { "lock_lost" });
+        if ok {
+            self.meters.completed(d.accepted_at);
+            Ok(())
+        } else {
+            Err(Settle::LockLost)
+        }
+    }
+
+    /// The handler failed: release the message for another delivery, or dead-letter it if
+    /// this was its last allowed delivery.
+    pub fn abandon(&self, d: &Delivery) -> Result<(), Settle> {
+        self.meters.failed();
+        let mut q = self.inner.borrow_mut();
+        q.operations += 1;
+        match Self::lookup(&mut q, d) {
+            Some(m) if m.state == State::Locked && m.token == d.token => {
+                q.locked -= 1;
+                drop(q);
+                self.meters.trace(d.id, "abandoned");
+                self.release(d.slot, self.spec.abandon_delay);
+                Ok(())
+            }
+            _ => Err(Settle::LockLost),
+        }
+    }
+
+    /// Makes a message that just stopped being locked visible again (after `delay`), or
+    /// dead-letters it at its last delivery.
+    fn release(&self, slot: u32, delay: Nanos) {
+        let now = self.sim.now_ns();
+        let mut q = self.inner.borrow_mut();
+        let m = q.msgs[slot as usize];
+        if m.deliveries >= self.spec.max_delivery_count {
+            q.msgs[slot as usize].state = State::Free;
+            q.free.push(slot);
+            q.held -= 1;
+            drop(q);
+            self.meters.trace(m.id, "dead_lettered");
+            self.meters.dead_lettered();
+            return;
+        }
+        q.backlog.add(now, 1);
+        if delay > 0 && self.spec.kind == QueueKind::StorageQueue {
+            q.msgs[slot as usize].state = State::Delayed;
+            let due = now + delay;
+            q.delayed.push_back((due, slot, m.token));
+            let wake = q.keeper_armed <= now || due < q.keeper_armed;
+            drop(q);
+            if wake {
+                self.wake_keeper();
+            }
+            return;
+        }
+        q.msgs[slot as usize].state = State::Visible;
+        match self.spec.kind {
+            QueueKind::ServiceBus => q.visible.push_front(slot),
+            QueueKind::StorageQueue => q.visible.push_back(slot),
+        }
+        drop(q);
+        self.arrivals.notify_one(&self.sim);
+    }
+
+    fn wake_keeper(&self) {
+        if let Some(k) = self.inner.borrow().keeper {
+            self.sim.wake(k);
+        }
+    }
+
+    /// Expires due locks and releases due delayed messages; returns the next due time.
+    fn expire_due(&self) -> Option<Nanos> {
+        let now = self.sim.now_ns();
+        let mut next = None;
+        loop {
+            let mut q = self.inner.borrow_mut();
+            let Some(&(due, slot, token)) = q.locks.front() else {
+                break;
+            };
+            let m = q.msgs[slot as usize];
+            if !(m.state == State::Locked && m.token == token) {
+                q.locks.pop_front(); // settled already
+                continue;
+            }
+            if due > now {
+                next = Some(due);
+                break;
+            }
+            q.locks.pop_front();
+            q.locked -= 1;
+            drop(q);
+            self.meters.trace(m.id, "lock_expired");
+            self.release(slot, 0);
+        }
+        loop {
+            let mut q = self.inner.borrow_mut();
+            let Some(&(due, slot, token)) = q.delayed.front() else {
+                break;
+            };
+            let m = q.msgs[slot as usize];
+            if !(m.state == State::Delayed && m.token == token) {
+                q.delayed.pop_front();
+                continue;
+            }
+            if due > now {
+                next = Some(next.map_or(due, |n: Nanos| n.min(due)));
+                break;
+            }
+            q.delayed.pop_front();
+            q.msgs[slot as usize].state = State::Visible;
+            q.visible.push_back(slot);
+            drop(q);
+            self.arrivals.notify_one(&self.sim);
+        }
+        next
+    }
+
+    /// The keeper process: wakes at the next lock expiry or delayed release (or when told
+    /// that there is a new one) and processes what is due.
+    async fn keeper(&self) {
+        loop {
+            let next = self.expire_due();
+            let now = self.sim.now_ns();
+            {
+                let mut q = self.inner.borrow_mut();
+                match next {
+                    Some(t) if q.keeper_armed <= now || t < q.keeper_armed => {
+                        q.keeper_armed = t;
+                        drop(q);
+                        self.sim.wake_at(SimTime(t));
+                    }
+                    Some(_) => {}
+                    None => q.keeper_armed = 0,
+                }
+            }
+            self.sim.suspend().await;
+        }
+    }
+
+    /// Drops expired messages from the front of the queue (called once per interval, so
+    /// the backlog does not carry messages that can no longer be delivered).
+    pub fn sweep_expired(&self, all: bool) {
+        let Some(ttl) = self.spec.ttl else { return };
+        let now = self.sim.now_ns();
+        let mut expired = 0;
+        {
+            let mut q = self.inner.borrow_mut();
+            let mut keep = VecDeque::new();
+            while let Some(&slot) = q.visible.front() {
+                let m = q.msgs[slot as usize];
+                if now >= m.accepted_at.saturating_add(ttl) {
+                    q.visible.pop_front();
+                    q.msgs[slot as usize].state = State::Free;
+                    q.free.push(slot);
+                    q.held -= 1;
+                    q.backlog.add(now, -1);
+                    expired += 1;
+                } else if all {
+                    keep.push_back(q.visible.pop_front().expect("front"));
+                } else {
+                    break;
+                }
+            }
+            if all {
+                q.visible = keep;
+            }
+        }
+        for _ in 0..expired {
+            self.meters.expired();
+        }
+    }
+
+    /// Messages waiting to be delivered (visible or delayed).
+    pub fn backlog(&self) -> u64 {
+        self.inner.borrow().backlog.value
+    }
+
+    /// Messages locked by a handler.
+    pub fn locked(&self) -> u64 {
+        self.inner.borrow().locked
+    }
+
+    /// Messages held (waiting or locked).
+    pub fn held(&self) -> u64 {
+        self.inner.borrow().held
+    }
+
+    /// Highest backlog and its time average up to now.
+    pub fn backlog_stats(&self) -> (u64, f64) {
+        let q = self.inner.borrow();
+        (q.backlog.peak, q.backlog.mean(self.sim.now_ns()))
+    }
+
+    /// Broker operations so far.
+    pub fn operations(&self) -> u64 {
+        self.inner.borrow().operations
+    }
+}

@@ -1,0 +1,120 @@
+//! Downstream services: latency, errors, timeouts, and the fault windows that hit them.
+
+use crate::engine::Sim;
+use crate::results::ServiceStats;
+use crate::rng::Rng;
+use crate::spec::{FaultKind, FaultSpec, ServiceSpec};
+use crate::time::{NS_PER_MS, Nanos};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// How long a call takes to fail during an outage: the service answers at once with an
+/// error (like a 503 from a load balancer with no healthy backend).
+pub const OUTAGE_FAILURE_LATENCY: Nanos = NS_PER_MS;
+
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The service answered with an error.
+    Failed,
+    /// The call took longer than the service's timeout.
+    Timeout,
+}
+
+struct Service {
+    spec: ServiceSpec,
+    rng: Rng,
+    faults: Vec<FaultKind>,
+    stats: ServiceStats,
+}
+
+/// All downstream services of a run, addressed by index (in name order).
+pub struct Services {
+    names: Vec<String>,
+    inner: RefCell<Vec<Service>>,
+}
+
+impl Services {
+    /// The services of a scenario, each with its own random stream and its fault windows.
+    pub fn new(seed: u64, specs: &BTreeMap<String, ServiceSpec>, faults: &[FaultSpec]) -> Services {
+        let names: Vec<String> = specs.keys().cloned().collect();
+        let inner = specs
+            .iter()
+            .map(|(name, spec)| Service {
+                spec: spec.clone(),
+                rng: Rng::stream(seed, &format!("services.{name}")),
+                faults: faults
+                    .iter()
+                    .filter(|f| &f.target == name && !matches!(f.kind, FaultKind::Crash { .. }))
+                    .map(|f| f.kind.clone())
+                    .collect(),
+                stats: ServiceStats::default(),
+            })
+            .collect();
+        Services {
+            names,
+            inner: RefCell::new(inner),
+        }
+    }
+
+    /// The index of a service by name.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Decides how a call starting now will go: how long it takes and whether it fails.
+    fn plan(&self, idx: usize, now: Nanos) -> (Nanos, Result<(), CallError>) {
+        let mut all = self.inner.borrow_mut();
+        let s = &mut all[idx];
+        s.stats.calls += 1;
+        let mut latency = s.spec.latency.sample(&mut s.rng);
+        let mut error_rate = s.spec.error_rate;
+        let mut outage = false;
+        for f in &s.faults {
+            match *f {
+                FaultKind::Outage { from, to } if from <= now && now < to => outage = true,
+                FaultKind::Latency { from, to, add } if from <= now && now < to => latency += add,
+                FaultKind::ErrorRate {
+                    from,
+                    to,
+                    error_rate: e,
+                } if from <= now && now < to => error_rate = e,
+                _ => {}
+            }
+        }
+        // Draw the error even in an outage, so a fault never shifts the stream.
+        let failed = s.rng.chance(error_rate);
+        let outcome = if outage {
+            s.stats.errors += 1;
+            return (OUTAGE_FAILURE_LATENCY.min(latency), Err(CallError::Failed));
+        } else if s.spec.timeout.is_some_and(|t| latency > t) {
+            latency = s.spec.timeout.expect("checked");
+            s.stats.timeouts += 1;
+            Err(CallError::Timeout)
+        } else if failed {
+            Err(CallError::Failed)
+        } else {
+            Ok(())
+        };
+        if outcome.is_err() {
+            s.stats.errors += 1;
+        }
+        (latency, outcome)
+    }
+
+    /// Calls service `idx` and waits for its answer.
+    pub async fn call(&self, sim: &Sim, idx: usize) -> Result<(), CallError> {
+        let (latency, outcome) = self.plan(idx, sim.now_ns());
+        sim.sleep(latency).await;
+        outcome
+    }
+
+    /// Call statistics by service name.
+    pub fn stats(&self) -> BTreeMap<String, ServiceStats> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.inner.borrow().iter().map(|s| s.stats))
+            .collect()
+    }
+}

@@ -1,0 +1,289 @@
+//! The world of one run: the engine plus every model, shared by the pattern's processes,
+//! and [`run`], which builds it, runs it and collects the results.
+
+use crate::engine::{RunOutcome, Sim};
+use crate::model::host::Host;
+use crate::model::meters::{Meters, TraceEvent};
+use crate::model::queue::Queue;
+use crate::model::retry::RetryState;
+use crate::model::service::{CallError, Services};
+use crate::model::workload::Workload;
+use crate::patterns;
+use crate::results::{FaultRecord, RunResults};
+use crate::rng::Rng;
+use crate::spec::{FaultKind, Scenario};
+use crate::time::{Nanos, SimTime};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Everything a pattern's processes share.
+pub struct World {
+    /// The engine.
+    pub sim: Sim,
+    /// The scenario being run.
+    pub scenario: Scenario,
+    /// The ledger and statistics.
+    pub meters: Rc<Meters>,
+    /// The broker.
+    pub queue: Rc<Queue>,
+    /// Downstream services.
+    pub services: Services,
+    /// Consumer instances.
+    pub host: Host,
+    /// The class index of poison messages, if the workload has any.
+    pub poison: Option<u8>,
+    /// Service indexes of `consumer.calls`, in order.
+    pub calls: Vec<usize>,
+    /// Messages in the system but outside the queue (stored jobs of `retry-backoff`).
+    pub held_elsewhere: Cell<u64>,
+    /// Pattern-specific counters for the summary's `extra` section.
+    pub extra: RefCell<BTreeMap<String, f64>>,
+    /// The API's random stream (accept latency).
+    pub api_rng: RefCell<Rng>,
+    workload: RefCell<Workload>,
+    retry_rng: RefCell<Rng>,
+}
+
+/// Options that change what a run records, never what it simulates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Record every message event (see [`TraceEvent`]); memory grows with the run.
+    pub trace: bool,
+}
+
+/// A finished run: the results, and the trace if it was asked for.
+pub struct Run {
+    /// What the run recorded.
+    pub results: RunResults,
+    /// Message events, when [`RunOptions::trace`] was set.
+    pub trace: Vec<TraceEvent>,
+}
+
+impl World {
+    fn new(sim: Sim, scenario: &Scenario, options: RunOptions) -> Rc<World> {
+        let seed = scenario.seed;
+        let meters = Rc::new(Meters::new(
+            sim.clone(),
+            scenario.horizon(),
+            scenario.warmup,
+            options.trace,
+        ));
+        let queue = Queue::new(scenario.queue.clone(), sim.clone(), meters.clone());
+        let services = Services::new(seed, &scenario.services, &scenario.faults);
+        let workload = Workload::new(&scenario.workload, scenario.duration, seed);
+        let calls = scenario
+            .consumer
+            .calls
+            .iter()
+            .map(|c| {
+                services
+                    .index(c)
+                    .expect("the loader checked that called services exist")
+            })
+            .collect();
+        Rc::new(World {
+            poison: workload.class_index("poison"),
+            host: Host::new(sim.clone(), seed),
+            sim,
+            scenario: scenario.clone(),
+            meters,
+            queue,
+            services,
+            calls,
+            held_elsewhere: Cell::new(0),
+            extra: RefCell::new(BTreeMap::new()),
+            workload: RefCell::new(workload),
+            retry_rng: RefCell::new(Rng::stream(seed, "retry")),
+            api_rng: RefCell::new(Rng::stream(seed, "api")),
+        })
+    }
+
+    /// Whether messages of `class` always fail in the handler.
+    pub fn is_poison(&self, class: u8) -> bool {
+        self.poison == Some(class)
+    }
+
+    /// The producer process: offers each arriving message to `accept`, then tells the
+    /// meters that production has ended.
+    pub async fn produce(self: Rc<Self>, accept: impl Fn(&Rc<World>, u8)) {
+        loop {
+            let next = self.workload.borrow_mut().next_arrival();
+            let Some(t) = next else { break };
+            self.sim.sleep_until(SimTime(t)).await;
+            let class = self.workload.borrow_mut().class();
+            self.meters.produced();
+            accept(&self, class);
+        }
+        self.meters.production_ended();
+    }
+
+    /// Calls service `idx`, retrying in process as `[retry]` says (no retries without a
+    /// `[retry]` table).
+    pub async fn call_with_retry(&self, idx: usize) -> Result<(), CallError> {
+        let mut attempts = 0;
+        let mut state = RetryState::default();
+        loop {
+            attempts += 1;
+            let outcome = self.services.call(&self.sim, idx).await;
+            let Some(spec) = &self.scenario.retry else {
+                return outcome;
+            };
+            if outcome.is_ok() || !RetryState::may_retry(spec, attempts) {
+                return outcome;
+            }
+            let delay = state.next_delay(spec, &mut self.retry_rng.borrow_mut());
+            self.sim.sleep(delay).await;
+        }
+    }
+
+    /// Calls every service in `consumer.calls`, in order; stops at the first failure.
+    pub async fn call_all(&self) -> Result<(), CallError> {
+        for &idx in &self.calls {
+            self.call_with_retry(idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds to a pattern-specific counter.
+    pub fn count(&self, name: &str, by: f64) {
+        *self.extra.borrow_mut().entry(name.to_string()).or_default() += by;
+    }
+
+    /// Raises a pattern-specific maximum.
+    pub fn record_max(&self, name: &str, value: f64) {
+        let mut extra = self.extra.borrow_mut();
+        let e = extra.entry(name.to_string()).or_insert(value);
+        *e = e.max(value);
+    }
+
+    /// Closes the open time-series interval with the levels now.
+    fn close_interval(&self) {
+        self.queue.sweep_expired(false);
+        self.meters.close_interval(
+            self.queue.backlog(),
+            self.queue.locked() + self.held_elsewhere.get() + self.meters.outside(),
+            self.host.alive(),
+        );
+    }
+}
+
+/// The sampler process: closes a time-series interval every `interval`.
+async fn sample(world: Rc<World>) {
+    let interval = world.scenario.interval;
+    let mut next = interval;
+    loop {
+        world.sim.sleep_until(SimTime(next)).await;
+        world.close_interval();
+        next += interval;
+    }
+}
+
+/// The fault process of one consumer crash.
+async fn crash(world: Rc<World>, at: Nanos, instances: u32, restart_after: Option<Nanos>) {
+    world.sim.sleep_until(SimTime(at)).await;
+    let victims = world.host.crash(instances);
+    if let Some(after) = restart_after {
+        world.sim.sleep(after).await;
+        world.host.restart(&victims);
+    }
+}
+
+/// Runs a scenario to the end and returns what it recorded.
+///
+/// `progress(now)` is called now and then with the simulated time (for progress bars).
+///
+/// # Panics
+/// If the message ledger does not balance at the end: that is a bug in sluice, never in the
+/// scenario, and the harness reports it with the seed that replays it.
+pub fn run(scenario: &Scenario, options: RunOptions, progress: &mut dyn FnMut(SimTime)) -> Run {
+    let sim = Sim::new();
+    let world = World::new(sim.clone(), scenario, options);
+    world.queue.start();
+    sim.spawn(sample(world.clone()));
+    for f in &scenario.faults {
+        if let FaultKind::Crash {
+            at,
+            instances,
+            restart_after,
+        } = f.kind
+        {
+            sim.spawn(crash(world.clone(), at, instances, restart_after));
+        }
+    }
+    patterns::start(scenario.pattern, &world);
+    let outcome = sim.run_until_with(SimTime(scenario.horizon()), progress);
+    if world.meters.interval_start() < sim.now_ns() {
+        world.close_interval();
+    }
+    world.queue.sweep_expired(true);
+    sim.shutdown();
+    world.host.shutdown();
+    let world = Rc::try_unwrap(world).unwrap_or_else(|_| panic!("processes still hold the world"));
+    collect(world, outcome)
+}
+
+fn collect(world: World, outcome: RunOutcome) -> Run {
+    let (backlog_peak, backlog_mean) = world.queue.backlog_stats();
+    let queue_operations = world.queue.operations();
+    let in_flight = world.queue.held() + world.held_elsewhere.get() + world.meters.outside();
+    let sim_time = world.sim.now_ns();
+    let services = world.services.stats();
+    let World {
+        meters,
+        queue,
+        scenario,
+        extra,
+        ..
+    } = world;
+    drop(queue);
+    let meters = Rc::try_unwrap(meters).unwrap_or_else(|_| panic!("meters still shared"));
+    let finished = meters.finish();
+    let mut ledger = finished.ledger;
+    ledger.in_flight = in_flight;
+    assert!(
+        ledger.balances(),
+        "ledger does not balance: produced {} != rejected {} + completed {} + dead-lettered {} \
+         + expired {} + lost {} + in flight {}",
+        ledger.produced,
+        ledger.rejected,
+        ledger.completed,
+        ledger.dead_lettered,
+        ledger.expired,
+        ledger.lost,
+        ledger.in_flight
+    );
+    let results = RunResults {
+        scenario: scenario.name.clone(),
+        pattern: scenario.pattern.name().to_string(),
+        seed: scenario.seed,
+        sim_time,
+        drained: outcome == RunOutcome::Stopped || in_flight == 0,
+        ledger,
+        latency: finished
+            .latency
+            .into_iter()
+            .map(|(n, h)| (n.to_string(), h))
+            .collect(),
+        backlog_peak,
+        backlog_mean,
+        in_system_mean: finished.in_system_mean,
+        services,
+        queue_operations,
+        extra: extra.into_inner(),
+        timeseries: finished.rows,
+        interval: scenario.interval,
+        faults: scenario
+            .faults
+            .iter()
+            .map(|f| FaultRecord {
+                target: f.target.clone(),
+                kind: f.kind.clone(),
+            })
+            .collect(),
+    };
+    Run {
+        results,
+        trace: finished.trace,
+    }
+}
