@@ -54,6 +54,8 @@ pub struct Latency {
     pub hist: Histogram<u64>,
     /// Exact sum of the recorded values, for an exact mean.
     pub sum_ns: u128,
+    /// How many recorded values were exactly zero (e.g. messages that never waited).
+    pub zeros: u64,
 }
 
 impl Latency {
@@ -61,7 +63,11 @@ impl Latency {
     pub fn new(highest_ns: Nanos) -> Latency {
         let hist = Histogram::new_with_bounds(1_000, highest_ns.max(2_000_000_000), 3)
             .expect("histogram bounds are valid");
-        Latency { hist, sum_ns: 0 }
+        Latency {
+            hist,
+            sum_ns: 0,
+            zeros: 0,
+        }
     }
 
     /// Records one value. Values above the histogram's range are an engine bug (the range
@@ -72,6 +78,7 @@ impl Latency {
             .record(ns)
             .expect("latency within the scenario's horizon");
         self.sum_ns += u128::from(ns);
+        self.zeros += u64::from(ns == 0);
     }
 
     /// Number of values.
@@ -110,6 +117,16 @@ impl Latency {
     pub fn merge(&mut self, other: &Latency) {
         self.hist.add(&other.hist).expect("same bounds");
         self.sum_ns += other.sum_ns;
+        self.zeros += other.zeros;
+    }
+
+    /// The share of values above zero (for `queue_wait`: P(wait > 0)).
+    pub fn nonzero_share(&self) -> f64 {
+        if self.count() == 0 {
+            0.0
+        } else {
+            1.0 - self.zeros as f64 / self.count() as f64
+        }
     }
 }
 

@@ -137,10 +137,19 @@ impl World {
         }
     }
 
-    /// Calls every service in `consumer.calls`, in order; stops at the first failure.
+    /// Calls every service in `consumer.calls`, in order, each retried in process as
+    /// `[retry]` says; stops at the first failure.
     pub async fn call_all(&self) -> Result<(), CallError> {
         for &idx in &self.calls {
             self.call_with_retry(idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Calls every service in `consumer.calls` once, in order; stops at the first failure.
+    pub async fn call_all_once(&self) -> Result<(), CallError> {
+        for &idx in &self.calls {
+            self.services.call(&self.sim, idx).await?;
         }
         Ok(())
     }

@@ -320,6 +320,7 @@ impl Meters {
         );
         m.interval_e2e.hist.reset();
         m.interval_e2e.sum_ns = 0;
+        m.interval_e2e.zeros = 0;
         m.rows.push(IntervalRow {
             t: now,
             arrivals: c.arrivals,

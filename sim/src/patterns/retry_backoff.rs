@@ -20,9 +20,10 @@
 //! At most `consumer.instances × consumer.concurrency` jobs are in progress at once; due jobs
 //! beyond that wait for the next poll.
 
+use crate::model::meters::Lat;
 use crate::model::retry::RetryState;
 use crate::rng::Rng;
-use crate::time::{Nanos, SimTime};
+use crate::time::Nanos;
 use crate::world::World;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -114,12 +115,11 @@ async fn attempt(w: Rc<World>, store: Rc<Store>, mut job: Job) {
         w.meters.delivered();
     }
     let started = w.sim.now_ns();
-    let ok = w.call_all().await.is_ok();
-    w.meters.latency(
-        crate::model::meters::Lat::Handler,
-        job.accepted_at,
-        w.sim.now_ns() - started,
-    );
+    // One call per service per attempt: here `[retry]` spaces the attempts of the job, it
+    // does not retry inside one.
+    let ok = w.call_all_once().await.is_ok();
+    w.meters
+        .latency(Lat::Handler, job.accepted_at, w.sim.now_ns() - started);
     store.running.set(store.running.get() - 1);
     let retry = w.scenario.retry.clone().unwrap_or_default();
     if ok {
@@ -136,7 +136,6 @@ async fn attempt(w: Rc<World>, store: Rc<Store>, mut job: Job) {
         finish(&w, &job);
         w.meters.dead_lettered();
     }
-    let _ = SimTime::EPOCH;
 }
 
 /// A job leaves the store for good.
