@@ -1,2 +1,10 @@
-//! The `sluice` command's library: scenario loading and validation, runs.
+//! The `sluice` command's library: the CLI, scenario loading and validation, runs.
+//!
+//! Data flows scenario file -> [`scenario`] (parse, validate, resolve) -> `sim::run` ->
+//! `reports` (summary, CSV, charts, HTML/Markdown). This crate is the glue.
+
+pub mod cli;
+pub mod outcome;
+pub mod run;
 pub mod scenario;
+pub mod validate;
