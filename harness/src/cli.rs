@@ -9,10 +9,8 @@ use std::process::ExitCode;
 /// worker crashes, and what it costs.
 #[derive(Parser, Debug)]
 #[command(name = "sluice", version, about, long_about = None)]
-#[command(
-    after_help = "Exit codes: 0 all good; 1 an expectation or invariant failed; \
-                        2 bad input or usage."
-)]
+#[command(after_help = "Exit codes: 0 all good; 1 an expectation or invariant failed; \
+                        2 bad input or usage.")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -51,10 +51,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         git_commit: option_env!("SLUICE_GIT_COMMIT").map(str::to_string),
     };
     let report = RunReport::new(&scenario, &done.results, meta);
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("runs").join(&scenario.name));
+    let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(&scenario.name));
     let mut files = match reports::write_run_dir(&out, &report, &formats) {
         Ok(files) => files,
         Err(e) => return Outcome::BadInput(format!("error: {e}")),
@@ -133,11 +130,7 @@ impl Progress {
             )
             .expect("valid template"),
         );
-        Progress {
-            bar,
-            started: Instant::now(),
-            shown: std::cell::Cell::new(false),
-        }
+        Progress { bar, started: Instant::now(), shown: std::cell::Cell::new(false) }
     }
 
     fn tick(&self, now: SimTime) {
@@ -146,8 +139,7 @@ impl Progress {
                 return;
             }
             self.shown.set(true);
-            self.bar
-                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
         self.bar.set_position(now.as_nanos() / sim::time::NS_PER_S);
     }
@@ -182,10 +174,8 @@ fn parse_formats(list: &[String]) -> Result<Formats, String> {
 
 /// The command that replays this run exactly.
 pub fn replay_command(args: &RunArgs, seed: u64) -> String {
-    let mut cmd = format!(
-        "sluice run {} --seed {seed}",
-        shell_quote(&args.scenario.display().to_string())
-    );
+    let mut cmd =
+        format!("sluice run {} --seed {seed}", shell_quote(&args.scenario.display().to_string()));
     for s in &args.sets {
         cmd.push_str(&format!(" --set {}", shell_quote(s)));
     }
@@ -193,9 +183,7 @@ pub fn replay_command(args: &RunArgs, seed: u64) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c))
-    {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -221,9 +209,7 @@ fn same_again(scenario: &Scenario, first: &RunReport, replay: &str) -> bool {
     let second = RunReport::new(scenario, &again.results, first.meta.clone());
     let csv = |r: &RunReport| {
         let mut v = Vec::new();
-        reports::timeseries::write_csv(&r.timeseries, &mut v)
-            .map(|_| v)
-            .ok()
+        reports::timeseries::write_csv(&r.timeseries, &mut v).map(|_| v).ok()
     };
     let same_summary = first.summary.to_json() == second.summary.to_json();
     let same_series = csv(first) == csv(second);
@@ -248,25 +234,14 @@ fn same_again(scenario: &Scenario, first: &RunReport, replay: &str) -> bool {
 
 /// Exit 1 if any `[expect]` condition failed, listing each with its actual value.
 fn judge(report: &RunReport, replay: &str) -> Outcome {
-    let failed: Vec<_> = report
-        .summary
-        .expectations
-        .iter()
-        .filter(|e| !e.pass)
-        .collect();
+    let failed: Vec<_> = report.summary.expectations.iter().filter(|e| !e.pass).collect();
     if failed.is_empty() {
         return Outcome::Ok;
     }
     eprintln!("error: {} expectation(s) failed:", failed.len());
     for e in failed {
-        let actual = e
-            .actual
-            .map_or_else(|| "n/a".to_string(), |a| a.to_string());
-        let why = e
-            .error
-            .as_deref()
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default();
+        let actual = e.actual.map_or_else(|| "n/a".to_string(), |a| a.to_string());
+        let why = e.error.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
         eprintln!("  {} {}: actual {actual}{why}", e.metric, e.condition);
     }
     eprintln!("replay: {replay}");

@@ -17,11 +17,7 @@ pub fn validate(paths: &[PathBuf]) -> Outcome {
             Err(msg) => errors.push(msg),
         }
     }
-    if errors.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::BadInput(errors.join("\n"))
-    }
+    if errors.is_empty() { Outcome::Ok } else { Outcome::BadInput(errors.join("\n")) }
 }
 
 /// Checks that every `[expect]` metric names a field of this scenario's summary, by
@@ -30,12 +26,7 @@ pub fn check_expectations(path: &Path, scenario: &Scenario) -> Result<(), String
     if scenario.expect.is_empty() {
         return Ok(());
     }
-    let empty = Scenario {
-        duration: 0,
-        drain: Some(0),
-        faults: Vec::new(),
-        ..scenario.clone()
-    };
+    let empty = Scenario { duration: 0, drain: Some(0), faults: Vec::new(), ..scenario.clone() };
     let results = sim::run(&empty, sim::RunOptions::default(), &mut |_| {}).results;
     let summary = reports::Summary::new(&empty, &results).to_value();
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -50,11 +41,7 @@ pub fn check_expectations(path: &Path, scenario: &Scenario) -> Result<(), String
             ));
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n"))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
 /// The 1-based line and column of the first quoted occurrence of `key` in `text`.

@@ -9,10 +9,7 @@ use sim::spec::*;
 use sim::time::*;
 
 fn main() {
-    let messages: f64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1e6);
+    let messages: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1e6);
     let rate = 2_000.0;
     let s = Scenario {
         name: "million".into(),
@@ -32,9 +29,7 @@ fn main() {
             instances: 8,
             concurrency: 16,
             batch_size: 16,
-            work: Dist::Exp {
-                mean: 50 * NS_PER_MS,
-            },
+            work: Dist::Exp { mean: 50 * NS_PER_MS },
             ..Default::default()
         },
         ..Default::default()
@@ -43,10 +38,7 @@ fn main() {
     let r = sim::run(&s, sim::RunOptions::default(), &mut |_| {}).results;
     let wall = started.elapsed().as_secs_f64();
     assert!(r.ledger.balances());
-    assert_eq!(
-        r.ledger.completed + r.ledger.dead_lettered,
-        r.ledger.produced
-    );
+    assert_eq!(r.ledger.completed + r.ledger.dead_lettered, r.ledger.produced);
     println!(
         "{} messages ({} deliveries) in {wall:.3} s wall: {:.2} M messages/s; p99 end-to-end {:.1} ms",
         r.ledger.produced,

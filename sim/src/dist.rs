@@ -25,12 +25,7 @@ pub enum Dist {
     Normal { mean: Nanos, sd: Nanos },
     /// Log-normal given by its mean and 99th percentile; `mu`/`sigma` are the parameters of
     /// the underlying normal (in log-nanoseconds).
-    LogNormal {
-        mean: Nanos,
-        p99: Nanos,
-        mu: f64,
-        sigma: f64,
-    },
+    LogNormal { mean: Nanos, p99: Nanos, mu: f64, sigma: f64 },
     /// Pareto (type I) with minimum `scale` and tail index `shape` (> 0).
     Pareto { scale: Nanos, shape: f64 },
     /// Resampling of observed values, with the file they came from (for display).
@@ -80,12 +75,7 @@ impl Dist {
         }
         let sigma = Z99 - libm::sqrt(disc);
         let mu = libm::log(mean as f64) - sigma * sigma / 2.0;
-        Ok(Dist::LogNormal {
-            mean,
-            p99,
-            mu,
-            sigma,
-        })
+        Ok(Dist::LogNormal { mean, p99, mu, sigma })
     }
 
     /// Checks the parameters of a distribution built directly.
@@ -191,22 +181,11 @@ mod tests {
     fn sample_means_match_the_parameters() {
         let n = 200_000;
         for d in [
-            Dist::Exp {
-                mean: 50 * NS_PER_MS,
-            },
-            Dist::Uniform {
-                lo: 10 * NS_PER_MS,
-                hi: 30 * NS_PER_MS,
-            },
-            Dist::Normal {
-                mean: 100 * NS_PER_MS,
-                sd: 10 * NS_PER_MS,
-            },
+            Dist::Exp { mean: 50 * NS_PER_MS },
+            Dist::Uniform { lo: 10 * NS_PER_MS, hi: 30 * NS_PER_MS },
+            Dist::Normal { mean: 100 * NS_PER_MS, sd: 10 * NS_PER_MS },
             Dist::lognormal(200 * NS_PER_MS, 2_000 * NS_PER_MS).unwrap(),
-            Dist::Pareto {
-                scale: 10 * NS_PER_MS,
-                shape: 3.0,
-            },
+            Dist::Pareto { scale: 10 * NS_PER_MS, shape: 3.0 },
         ] {
             let m = mean_of(&d, n);
             // heavy tails converge slowly: 3% is several standard errors for all of these
@@ -225,10 +204,7 @@ mod tests {
         let mut v: Vec<u64> = (0..200_000).map(|_| d.sample(&mut rng)).collect();
         v.sort_unstable();
         let p99 = v[v.len() * 99 / 100] as f64;
-        assert!(
-            (p99 / (2_000 * NS_PER_MS) as f64 - 1.0).abs() < 0.05,
-            "p99 {p99}"
-        );
+        assert!((p99 / (2_000 * NS_PER_MS) as f64 - 1.0).abs() < 0.05, "p99 {p99}");
     }
 
     #[test]
@@ -237,13 +213,6 @@ mod tests {
         assert!(Dist::lognormal(NS_PER_MS, 1_000 * NS_PER_MS).is_err());
         assert!(Dist::Uniform { lo: 5, hi: 1 }.validate().is_err());
         assert!(Dist::Exp { mean: 0 }.validate().is_err());
-        assert!(
-            Dist::Pareto {
-                scale: 1,
-                shape: -1.0
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(Dist::Pareto { scale: 1, shape: -1.0 }.validate().is_err());
     }
 }

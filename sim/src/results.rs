@@ -63,20 +63,14 @@ impl Latency {
     pub fn new(highest_ns: Nanos) -> Latency {
         let hist = Histogram::new_with_bounds(1_000, highest_ns.max(2_000_000_000), 3)
             .expect("histogram bounds are valid");
-        Latency {
-            hist,
-            sum_ns: 0,
-            zeros: 0,
-        }
+        Latency { hist, sum_ns: 0, zeros: 0 }
     }
 
     /// Records one value. Values above the histogram's range are an engine bug (the range
     /// comes from the scenario's horizon), so they panic.
     #[inline]
     pub fn record(&mut self, ns: Nanos) {
-        self.hist
-            .record(ns)
-            .expect("latency within the scenario's horizon");
+        self.hist.record(ns).expect("latency within the scenario's horizon");
         self.sum_ns += u128::from(ns);
         self.zeros += u64::from(ns == 0);
     }
@@ -88,29 +82,17 @@ impl Latency {
 
     /// Exact mean in nanoseconds (0 when empty).
     pub fn mean_ns(&self) -> f64 {
-        if self.count() == 0 {
-            0.0
-        } else {
-            self.sum_ns as f64 / self.count() as f64
-        }
+        if self.count() == 0 { 0.0 } else { self.sum_ns as f64 / self.count() as f64 }
     }
 
     /// The value at quantile `q` (0..=1), in nanoseconds (0 when empty).
     pub fn quantile_ns(&self, q: f64) -> u64 {
-        if self.count() == 0 {
-            0
-        } else {
-            self.hist.value_at_quantile(q)
-        }
+        if self.count() == 0 { 0 } else { self.hist.value_at_quantile(q) }
     }
 
     /// The largest value recorded (0 when empty).
     pub fn max_ns(&self) -> u64 {
-        if self.count() == 0 {
-            0
-        } else {
-            self.hist.max()
-        }
+        if self.count() == 0 { 0 } else { self.hist.max() }
     }
 
     /// Merges another histogram into this one (exact: HDR histograms merge losslessly).
@@ -122,11 +104,7 @@ impl Latency {
 
     /// The share of values above zero (for `queue_wait`: P(wait > 0)).
     pub fn nonzero_share(&self) -> f64 {
-        if self.count() == 0 {
-            0.0
-        } else {
-            1.0 - self.zeros as f64 / self.count() as f64
-        }
+        if self.count() == 0 { 0.0 } else { 1.0 - self.zeros as f64 / self.count() as f64 }
     }
 }
 
@@ -153,6 +131,10 @@ pub struct IntervalRow {
     pub in_flight: u64,
     /// Consumer instances running at the end of the interval.
     pub instances: u32,
+    /// Cost accrued since the start of the run, USD.
+    pub cost_usd: f64,
+    /// Mean web-tier response time in the interval (WebJob plans; ns, 0 otherwise).
+    pub web_latency_ns: u64,
     /// Median end-to-end latency of the messages completed in the interval (ns; 0 if none).
     pub latency_p50_ns: u64,
     /// 99th percentile of the same (ns; 0 if none).
@@ -168,6 +150,61 @@ pub struct ServiceStats {
     pub errors: u64,
     /// Of the errors, calls that hit the timeout.
     pub timeouts: u64,
+}
+
+/// The bill of a run (see `sim::model::cost` for the rules).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CostResults {
+    /// The pricing table used.
+    pub pricing: String,
+    /// Instance, replica or GB-second charges.
+    pub compute_usd: f64,
+    /// Per-execution charges.
+    pub executions_usd: f64,
+    /// Broker operations.
+    pub messaging_usd: f64,
+    /// GPU-seconds (GPU workers).
+    pub gpu_usd: f64,
+    /// Everything.
+    pub total_usd: f64,
+    /// Handler executions counted.
+    pub executions: u64,
+    /// Instance (or replica) seconds allocated.
+    pub instance_seconds: f64,
+    /// vCPU-seconds billed (Premium, Container Apps).
+    pub vcpu_seconds: f64,
+    /// GB-seconds billed.
+    pub gb_seconds: f64,
+}
+
+/// What the autoscaler did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ScalingResults {
+    /// Highest number of instances allocated at once.
+    pub instances_peak: u32,
+    /// Time-averaged number of instances allocated.
+    pub instances_mean: f64,
+    /// Instances (or job replicas) added after the start.
+    pub scale_outs: u64,
+    /// Instances removed by scale-in.
+    pub scale_ins: u64,
+    /// Instances that paid a cold start.
+    pub cold_starts: u64,
+    /// Executions killed at the plan's execution-time limit.
+    pub timeouts: u64,
+}
+
+/// The web tier sharing a WebJob's instances (see `sim::model::web`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WebResults {
+    /// Mean web response time over the run, ms.
+    pub latency_ms_mean: f64,
+    /// Worst interval's mean web response time, ms.
+    pub latency_ms_peak: f64,
+    /// Web response time with no background work, ms.
+    pub latency_ms_alone: f64,
+    /// Highest CPU share taken by background handlers in an interval.
+    pub background_cpu_peak: f64,
 }
 
 /// A fault as it happened, for the reports' timelines.
@@ -216,4 +253,12 @@ pub struct RunResults {
     pub interval: Nanos,
     /// The fault schedule.
     pub faults: Vec<FaultRecord>,
+    /// The hosting plan's name.
+    pub hosting: String,
+    /// The bill.
+    pub cost: CostResults,
+    /// What the autoscaler did.
+    pub scaling: ScalingResults,
+    /// The web tier (WebJob plans only).
+    pub web: Option<WebResults>,
 }

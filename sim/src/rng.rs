@@ -36,9 +36,7 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        Rng {
-            inner: Xoshiro256PlusPlus::seed_from_u64(z),
-        }
+        Rng { inner: Xoshiro256PlusPlus::seed_from_u64(z) }
     }
 
     /// The next 64 random bits.

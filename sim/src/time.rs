@@ -84,11 +84,11 @@ pub fn format_duration(ns: Nanos) -> String {
     if ns == 0 {
         return "0s".to_string();
     }
-    if ns % NS_PER_S != 0 {
-        if ns % NS_PER_MS == 0 {
+    if !ns.is_multiple_of(NS_PER_S) {
+        if ns.is_multiple_of(NS_PER_MS) {
             return format!("{}ms", ns / NS_PER_MS);
         }
-        if ns % NS_PER_US == 0 {
+        if ns.is_multiple_of(NS_PER_US) {
             return format!("{}us", ns / NS_PER_US);
         }
         return format!("{ns}ns");

@@ -2,6 +2,7 @@
 //! and [`run`], which builds it, runs it and collects the results.
 
 use crate::engine::{RunOutcome, Sim};
+use crate::model::cost::CostMeter;
 use crate::model::host::Host;
 use crate::model::meters::{Meters, TraceEvent};
 use crate::model::queue::Queue;
@@ -9,9 +10,9 @@ use crate::model::retry::RetryState;
 use crate::model::service::{CallError, Services};
 use crate::model::workload::Workload;
 use crate::patterns;
-use crate::results::{FaultRecord, RunResults};
+use crate::results::{FaultRecord, RunResults, WebResults};
 use crate::rng::Rng;
-use crate::spec::{FaultKind, Scenario};
+use crate::spec::{FaultKind, PatternKind, Plan, Scenario};
 use crate::time::{Nanos, SimTime};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -30,7 +31,11 @@ pub struct World {
     /// Downstream services.
     pub services: Services,
     /// Consumer instances.
-    pub host: Host,
+    pub host: Rc<Host>,
+    /// The bill.
+    pub cost: Rc<CostMeter>,
+    /// The autoscaler's random stream (cold starts).
+    pub scaler_rng: RefCell<Rng>,
     /// The class index of poison messages, if the workload has any.
     pub poison: Option<u8>,
     /// Service indexes of `consumer.calls`, in order.
@@ -43,6 +48,15 @@ pub struct World {
     pub api_rng: RefCell<Rng>,
     workload: RefCell<Workload>,
     retry_rng: RefCell<Rng>,
+    web: RefCell<WebAccumulator>,
+}
+
+#[derive(Default)]
+struct WebAccumulator {
+    weighted_ns: f64,
+    time: f64,
+    peak_ns: u64,
+    background_peak: f64,
 }
 
 /// Options that change what a run records, never what it simulates.
@@ -63,28 +77,28 @@ pub struct Run {
 impl World {
     fn new(sim: Sim, scenario: &Scenario, options: RunOptions) -> Rc<World> {
         let seed = scenario.seed;
-        let meters = Rc::new(Meters::new(
-            sim.clone(),
-            scenario.horizon(),
-            scenario.warmup,
-            options.trace,
-        ));
+        let meters =
+            Rc::new(Meters::new(sim.clone(), scenario.horizon(), scenario.warmup, options.trace));
         let queue = Queue::new(scenario.queue.clone(), sim.clone(), meters.clone());
+        let h = &scenario.hosting;
+        let cost = Rc::new(CostMeter::new(h, &scenario.cost, scenario.queue.kind));
+        let prewarmed = if h.plan == Plan::FunctionsPremium { h.scaling.prewarmed } else { 0 };
+        let host =
+            Host::new(sim.clone(), seed, queue.clone(), cost.clone(), h.timeout(), prewarmed);
         let services = Services::new(seed, &scenario.services, &scenario.faults);
         let workload = Workload::new(&scenario.workload, scenario.duration, seed);
         let calls = scenario
             .consumer
             .calls
             .iter()
-            .map(|c| {
-                services
-                    .index(c)
-                    .expect("the loader checked that called services exist")
-            })
+            .map(|c| services.index(c).expect("the loader checked that called services exist"))
             .collect();
         Rc::new(World {
             poison: workload.class_index("poison"),
-            host: Host::new(sim.clone(), seed),
+            host: Rc::new(host),
+            cost,
+            scaler_rng: RefCell::new(Rng::stream(seed, "scaler")),
+            web: RefCell::new(WebAccumulator::default()),
             sim,
             scenario: scenario.clone(),
             meters,
@@ -169,11 +183,51 @@ impl World {
     /// Closes the open time-series interval with the levels now.
     fn close_interval(&self) {
         self.queue.sweep_expired(false);
-        self.meters.close_interval(
-            self.queue.backlog(),
-            self.queue.locked() + self.held_elsewhere.get() + self.meters.outside(),
-            self.host.alive(),
-        );
+        self.host.bill_all();
+        let now = self.sim.now_ns();
+        let cost = self.cost.bill(self.queue.operations(), now).total_usd;
+        let web_ns = self.web_interval(now - self.meters.interval_start());
+        self.meters.close_interval(crate::model::meters::Levels {
+            backlog: self.queue.backlog(),
+            in_flight: self.queue.locked() + self.held_elsewhere.get() + self.meters.outside(),
+            instances: self.host.allocated(),
+            cost_usd: cost,
+            web_latency_ns: web_ns,
+        });
+    }
+
+    /// The web tier's response time over the interval just ended (WebJob plans), or 0.
+    fn web_interval(&self, length: Nanos) -> u64 {
+        let h = &self.scenario.hosting;
+        let work = self.host.take_cpu_work();
+        if h.plan != Plan::WebJob || length == 0 {
+            return 0;
+        }
+        let instances = self.host.allocated();
+        let (r, u_bg) = crate::model::web::response_time(&h.web, instances, h.cpu, length, work);
+        let mut acc = self.web.borrow_mut();
+        acc.weighted_ns += r as f64 * length as f64;
+        acc.time += length as f64;
+        acc.peak_ns = acc.peak_ns.max(r);
+        acc.background_peak = acc.background_peak.max(u_bg);
+        r
+    }
+
+    fn web_results(&self) -> Option<WebResults> {
+        let h = &self.scenario.hosting;
+        if h.plan != Plan::WebJob {
+            return None;
+        }
+        let acc = self.web.borrow();
+        let (alone, _) =
+            crate::model::web::response_time(&h.web, self.scenario.consumer.instances, h.cpu, 1, 0);
+        let ms = |ns: f64| ns / 1e6;
+        Some(WebResults {
+            latency_ms_mean: if acc.time > 0.0 { ms(acc.weighted_ns / acc.time) } else { 0.0 },
+            latency_ms_peak: ms(acc.peak_ns as f64),
+            latency_ms_alone: ms(alone as f64),
+            background_cpu_peak: acc.background_peak,
+        })
     }
 }
 
@@ -211,40 +265,35 @@ pub fn run(scenario: &Scenario, options: RunOptions, progress: &mut dyn FnMut(Si
     world.queue.start();
     sim.spawn(sample(world.clone()));
     for f in &scenario.faults {
-        if let FaultKind::Crash {
-            at,
-            instances,
-            restart_after,
-        } = f.kind
-        {
+        if let FaultKind::Crash { at, instances, restart_after } = f.kind {
             sim.spawn(crash(world.clone(), at, instances, restart_after));
         }
     }
     patterns::start(scenario.pattern, &world);
+    if scenario.hosting.plan.elastic() && scenario.pattern != PatternKind::RetryBackoff {
+        sim.spawn(crate::model::scaler::autoscale(world.clone()));
+    }
     let outcome = sim.run_until_with(SimTime(scenario.horizon()), progress);
     if world.meters.interval_start() < sim.now_ns() {
         world.close_interval();
     }
     world.queue.sweep_expired(true);
+    let scaling = world.host.shutdown();
     sim.shutdown();
-    world.host.shutdown();
     let world = Rc::try_unwrap(world).unwrap_or_else(|_| panic!("processes still hold the world"));
-    collect(world, outcome)
+    collect(world, outcome, scaling)
 }
 
-fn collect(world: World, outcome: RunOutcome) -> Run {
+fn collect(world: World, outcome: RunOutcome, scaling: crate::results::ScalingResults) -> Run {
     let (backlog_peak, backlog_mean) = world.queue.backlog_stats();
     let queue_operations = world.queue.operations();
     let in_flight = world.queue.held() + world.held_elsewhere.get() + world.meters.outside();
     let sim_time = world.sim.now_ns();
     let services = world.services.stats();
-    let World {
-        meters,
-        queue,
-        scenario,
-        extra,
-        ..
-    } = world;
+    let cost = world.cost.bill(queue_operations, sim_time);
+    let web = world.web_results();
+    let World { meters, queue, host, scenario, extra, .. } = world;
+    drop(host);
     drop(queue);
     let meters = Rc::try_unwrap(meters).unwrap_or_else(|_| panic!("meters still shared"));
     let finished = meters.finish();
@@ -269,11 +318,7 @@ fn collect(world: World, outcome: RunOutcome) -> Run {
         sim_time,
         drained: outcome == RunOutcome::Stopped || in_flight == 0,
         ledger,
-        latency: finished
-            .latency
-            .into_iter()
-            .map(|(n, h)| (n.to_string(), h))
-            .collect(),
+        latency: finished.latency.into_iter().map(|(n, h)| (n.to_string(), h)).collect(),
         backlog_peak,
         backlog_mean,
         in_system_mean: finished.in_system_mean,
@@ -285,14 +330,12 @@ fn collect(world: World, outcome: RunOutcome) -> Run {
         faults: scenario
             .faults
             .iter()
-            .map(|f| FaultRecord {
-                target: f.target.clone(),
-                kind: f.kind.clone(),
-            })
+            .map(|f| FaultRecord { target: f.target.clone(), kind: f.kind.clone() })
             .collect(),
+        hosting: scenario.hosting.plan.name().to_string(),
+        cost,
+        scaling,
+        web,
     };
-    Run {
-        results,
-        trace: finished.trace,
-    }
+    Run { results, trace: finished.trace }
 }

@@ -9,20 +9,11 @@ use sim::{RunOptions, run};
 use std::collections::BTreeMap;
 
 fn seed() -> u64 {
-    std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7)
+    std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7)
 }
 
 fn consumers(instances: u32, concurrency: u32, batch: u32, work: Dist) -> ConsumerSpec {
-    ConsumerSpec {
-        instances,
-        concurrency,
-        batch_size: batch,
-        work,
-        ..Default::default()
-    }
+    ConsumerSpec { instances, concurrency, batch_size: batch, work, ..Default::default() }
 }
 
 fn traced(s: &Scenario) -> (sim::results::RunResults, Vec<TraceEvent>) {
@@ -32,11 +23,7 @@ fn traced(s: &Scenario) -> (sim::results::RunResults, Vec<TraceEvent>) {
 
 #[test]
 fn same_seed_same_results_other_seed_other_results() {
-    let mut s = Scenario {
-        seed: seed(),
-        duration: 10 * NS_PER_MIN,
-        ..Default::default()
-    };
+    let mut s = Scenario { seed: seed(), duration: 10 * NS_PER_MIN, ..Default::default() };
     s.workload.classes = vec![("normal".into(), 0.99), ("poison".into(), 0.01)];
     s.faults.push(FaultSpec {
         target: "consumer".into(),
@@ -50,17 +37,10 @@ fn same_seed_same_results_other_seed_other_results() {
     let b = run(&s, RunOptions::default(), &mut |_| {}).results;
     assert_eq!(a.ledger, b.ledger);
     assert_eq!(a.timeseries, b.timeseries);
-    assert_eq!(
-        a.latency["end_to_end"].sum_ns,
-        b.latency["end_to_end"].sum_ns
-    );
+    assert_eq!(a.latency["end_to_end"].sum_ns, b.latency["end_to_end"].sum_ns);
     s.seed += 1;
     let c = run(&s, RunOptions::default(), &mut |_| {}).results;
-    assert_ne!(
-        a.latency["end_to_end"].sum_ns, c.latency["end_to_end"].sum_ns,
-        "seed {}",
-        s.seed
-    );
+    assert_ne!(a.latency["end_to_end"].sum_ns, c.latency["end_to_end"].sum_ns, "seed {}", s.seed);
 }
 
 #[test]
@@ -71,22 +51,9 @@ fn crash_under_service_bus_loses_nothing() {
         seed,
         duration: 10 * NS_PER_MIN,
         pattern: PatternKind::CompetingConsumers,
-        workload: WorkloadSpec {
-            rate_per_s: 50.0,
-            ..Default::default()
-        },
-        queue: QueueSpec {
-            visibility_timeout: lock,
-            ..QueueSpec::service_bus()
-        },
-        consumer: consumers(
-            4,
-            8,
-            4,
-            Dist::Exp {
-                mean: 200 * NS_PER_MS,
-            },
-        ),
+        workload: WorkloadSpec { rate_per_s: 50.0, ..Default::default() },
+        queue: QueueSpec { visibility_timeout: lock, ..QueueSpec::service_bus() },
+        consumer: consumers(4, 8, 4, Dist::Exp { mean: 200 * NS_PER_MS }),
         faults: vec![FaultSpec {
             target: "consumer".into(),
             kind: FaultKind::Crash {
@@ -100,42 +67,22 @@ fn crash_under_service_bus_loses_nothing() {
     let (r, trace) = traced(&s);
     let l = r.ledger;
     assert!(r.drained, "seed {seed}: the run drained");
-    assert_eq!(
-        l.completed, l.produced,
-        "seed {seed}: every message completed: {l:?}"
-    );
-    assert_eq!(
-        l.lost + l.dead_lettered + l.expired + l.in_flight,
-        0,
-        "seed {seed}: {l:?}"
-    );
-    assert!(
-        l.deliveries > l.produced,
-        "seed {seed}: the crash caused redeliveries: {l:?}"
-    );
+    assert_eq!(l.completed, l.produced, "seed {seed}: every message completed: {l:?}");
+    assert_eq!(l.lost + l.dead_lettered + l.expired + l.in_flight, 0, "seed {seed}: {l:?}");
+    assert!(l.deliveries > l.produced, "seed {seed}: the crash caused redeliveries: {l:?}");
     // Every redelivery after the crash came from a lock that expired `lock` after delivery.
     let expired: Vec<&TraceEvent> = trace.iter().filter(|e| e.what == "lock_expired").collect();
     assert!(!expired.is_empty());
     for e in &expired {
-        assert!(
-            e.t >= 5 * NS_PER_MIN + lock - lock && e.t <= 5 * NS_PER_MIN + lock,
-            "{e:?}"
-        );
+        assert!((5 * NS_PER_MIN..=5 * NS_PER_MIN + lock).contains(&e.t), "{e:?}");
     }
-    assert_eq!(
-        l.deliveries - l.produced,
-        expired.len() as u64,
-        "seed {seed}"
-    );
+    assert_eq!(l.deliveries - l.produced, expired.len() as u64, "seed {seed}");
 }
 
 #[test]
 fn poison_is_dead_lettered_after_exactly_max_delivery_count_deliveries() {
     let seed = seed();
-    for (queue, max) in [
-        (QueueSpec::service_bus(), 5),
-        (QueueSpec::storage_queue(), 3),
-    ] {
+    for (queue, max) in [(QueueSpec::service_bus(), 5), (QueueSpec::storage_queue(), 3)] {
         let s = Scenario {
             seed,
             duration: 5 * NS_PER_MIN,
@@ -144,18 +91,8 @@ fn poison_is_dead_lettered_after_exactly_max_delivery_count_deliveries() {
                 classes: vec![("normal".into(), 0.95), ("poison".into(), 0.05)],
                 ..Default::default()
             },
-            queue: QueueSpec {
-                max_delivery_count: max,
-                ..queue
-            },
-            consumer: consumers(
-                2,
-                8,
-                8,
-                Dist::Exp {
-                    mean: 20 * NS_PER_MS,
-                },
-            ),
+            queue: QueueSpec { max_delivery_count: max, ..queue },
+            consumer: consumers(2, 8, 8, Dist::Exp { mean: 20 * NS_PER_MS }),
             ..Default::default()
         };
         let (r, trace) = traced(&s);
@@ -163,27 +100,14 @@ fn poison_is_dead_lettered_after_exactly_max_delivery_count_deliveries() {
         for e in trace.iter().filter(|e| e.what == "delivered") {
             *deliveries.entry(e.id).or_default() += 1;
         }
-        let dead: Vec<u64> = trace
-            .iter()
-            .filter(|e| e.what == "dead_lettered")
-            .map(|e| e.id)
-            .collect();
+        let dead: Vec<u64> =
+            trace.iter().filter(|e| e.what == "dead_lettered").map(|e| e.id).collect();
         assert_eq!(dead.len() as u64, r.ledger.dead_lettered);
-        assert!(
-            r.ledger.dead_lettered > 0,
-            "seed {seed}: some poison was produced"
-        );
+        assert!(r.ledger.dead_lettered > 0, "seed {seed}: some poison was produced");
         for id in &dead {
-            assert_eq!(
-                deliveries[id], max,
-                "seed {seed}: message {id} on {:?}",
-                s.queue.kind
-            );
+            assert_eq!(deliveries[id], max, "seed {seed}: message {id} on {:?}", s.queue.kind);
         }
-        assert_eq!(
-            r.ledger.completed + r.ledger.dead_lettered,
-            r.ledger.produced
-        );
+        assert_eq!(r.ledger.completed + r.ledger.dead_lettered, r.ledger.produced);
     }
 }
 
@@ -194,11 +118,7 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
     let mut services = BTreeMap::new();
     services.insert(
         "flaky".to_string(),
-        ServiceSpec {
-            latency: Dist::Const(10 * NS_PER_MS),
-            error_rate: 0.0,
-            timeout: None,
-        },
+        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.0, timeout: None },
     );
     let s = Scenario {
         seed,
@@ -218,36 +138,23 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
         retry: Some(RetrySpec::default()), // exponential, base 2 s, cap 5 min
         faults: vec![FaultSpec {
             target: "flaky".into(),
-            kind: FaultKind::Outage {
-                from: 0,
-                to: 20 * NS_PER_MIN,
-            },
+            kind: FaultKind::Outage { from: 0, to: 20 * NS_PER_MIN },
         }],
         ..Default::default()
     };
     let (r, trace) = traced(&s);
-    let attempts: Vec<Nanos> = trace
-        .iter()
-        .filter(|e| e.what == "attempt")
-        .map(|e| e.t)
-        .collect();
+    let attempts: Vec<Nanos> = trace.iter().filter(|e| e.what == "attempt").map(|e| e.t).collect();
     let gaps: Vec<Nanos> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
     let schedule = [2, 4, 8, 16, 32, 64, 128, 256, 300, 300];
     // Each gap is the backoff delay after the failed call (1 ms to fail), rounded up to the
     // next poll: delay <= gap < delay + call + poll.
     for (gap, want) in gaps.iter().zip(schedule) {
         let want = want * NS_PER_S;
-        assert!(
-            *gap >= want && *gap < want + poll + NS_PER_S / 100,
-            "seed {seed}: gaps {gaps:?}"
-        );
+        assert!(*gap >= want && *gap < want + poll + NS_PER_S / 100, "seed {seed}: gaps {gaps:?}");
     }
     // The outage ends at 20 min: the job succeeds on the first try after it.
     let last = *attempts.last().unwrap();
-    assert!(
-        last >= 20 * NS_PER_MIN && last < 20 * NS_PER_MIN + 301 * NS_PER_S,
-        "{attempts:?}"
-    );
+    assert!((20 * NS_PER_MIN..20 * NS_PER_MIN + 301 * NS_PER_S).contains(&last), "{attempts:?}");
     assert_eq!(r.ledger.completed, 1);
     assert_eq!(r.services["flaky"].calls, attempts.len() as u64);
     assert_eq!(r.services["flaky"].errors, attempts.len() as u64 - 1);

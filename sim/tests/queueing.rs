@@ -18,15 +18,10 @@ use sim::{RunOptions, run};
 const REPLICATES: usize = 8;
 
 /// Two-sided 99.9 % Student-t quantiles for 1..=10 degrees of freedom.
-const T999: [f64; 10] = [
-    636.6, 31.6, 12.92, 8.61, 6.869, 5.959, 5.408, 5.041, 4.781, 4.587,
-];
+const T999: [f64; 10] = [636.6, 31.6, 12.92, 8.61, 6.869, 5.959, 5.408, 5.041, 4.781, 4.587];
 
 fn base_seed() -> u64 {
-    std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+    std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
 }
 
 /// An M/M/c (or M/G/c) scenario: `c` servers, arrival rate `lambda` per second, service
@@ -57,10 +52,7 @@ fn mgc(c: u32, lambda: f64, work: Dist, customers: f64) -> Scenario {
 fn replicate(s: &Scenario) -> Vec<RunResults> {
     (0..REPLICATES)
         .map(|i| {
-            let s = Scenario {
-                seed: base_seed() + i as u64,
-                ..s.clone()
-            };
+            let s = Scenario { seed: base_seed() + i as u64, ..s.clone() };
             let r = run(&s, RunOptions::default(), &mut |_| {}).results;
             assert!(r.ledger.balances());
             r
@@ -74,11 +66,7 @@ fn check(what: &str, theory: f64, values: &[f64]) {
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
     let half = T999[values.len() - 2] * (var / n).sqrt();
-    let seeds = format!(
-        "seeds {}..{}",
-        base_seed(),
-        base_seed() + values.len() as u64
-    );
+    let seeds = format!("seeds {}..{}", base_seed(), base_seed() + values.len() as u64);
     println!("{what}: simulated {mean:.5} ± {half:.5} (99.9 % CI), theory {theory:.5}");
     assert!(
         (mean - theory).abs() <= half,
@@ -103,37 +91,17 @@ fn erlang_c(c: u32, a: f64) -> f64 {
 fn check_mmc(c: u32, rho: f64) {
     let mu = 10.0; // service mean 100 ms
     let lambda = rho * f64::from(c) * mu;
-    let runs = replicate(&mgc(
-        c,
-        lambda,
-        Dist::Exp {
-            mean: 100 * NS_PER_MS,
-        },
-        200_000.0,
-    ));
+    let runs = replicate(&mgc(c, lambda, Dist::Exp { mean: 100 * NS_PER_MS }, 200_000.0));
     let a = lambda / mu;
     let pw = erlang_c(c, a);
     let wq = pw / (f64::from(c) * mu - lambda);
     let label = format!("M/M/{c} rho={rho}");
-    let waits: Vec<f64> = runs
-        .iter()
-        .map(|r| secs(r.latency["queue_wait"].mean_ns()))
-        .collect();
+    let waits: Vec<f64> = runs.iter().map(|r| secs(r.latency["queue_wait"].mean_ns())).collect();
     check(&format!("{label} mean wait Wq [s]"), wq, &waits);
-    let pws: Vec<f64> = runs
-        .iter()
-        .map(|r| r.latency["queue_wait"].nonzero_share())
-        .collect();
+    let pws: Vec<f64> = runs.iter().map(|r| r.latency["queue_wait"].nonzero_share()).collect();
     check(&format!("{label} P(wait > 0)"), pw, &pws);
-    let sojourn: Vec<f64> = runs
-        .iter()
-        .map(|r| secs(r.latency["end_to_end"].mean_ns()))
-        .collect();
-    check(
-        &format!("{label} mean sojourn W [s]"),
-        wq + 1.0 / mu,
-        &sojourn,
-    );
+    let sojourn: Vec<f64> = runs.iter().map(|r| secs(r.latency["end_to_end"].mean_ns())).collect();
+    check(&format!("{label} mean sojourn W [s]"), wq + 1.0 / mu, &sojourn);
     check_little(&runs);
 }
 
@@ -157,37 +125,17 @@ fn mm1_light_and_heavy_means_and_sojourn_tail() {
     for rho in [0.5, 0.9] {
         let mu = 10.0;
         let lambda = rho * mu;
-        let runs = replicate(&mgc(
-            1,
-            lambda,
-            Dist::Exp {
-                mean: 100 * NS_PER_MS,
-            },
-            300_000.0,
-        ));
+        let runs = replicate(&mgc(1, lambda, Dist::Exp { mean: 100 * NS_PER_MS }, 300_000.0));
         check_little(&runs);
         // W ~ Exp(mu - lambda): the p-quantile is -ln(1-p) / (mu - lambda).
         for p in [0.5, 0.9, 0.99] {
             let theory = -(1.0f64 - p).ln() / (mu - lambda);
-            let q: Vec<f64> = runs
-                .iter()
-                .map(|r| secs(r.latency["end_to_end"].quantile_ns(p) as f64))
-                .collect();
-            check(
-                &format!("M/M/1 rho={rho} sojourn p{}", p * 100.0),
-                theory,
-                &q,
-            );
+            let q: Vec<f64> =
+                runs.iter().map(|r| secs(r.latency["end_to_end"].quantile_ns(p) as f64)).collect();
+            check(&format!("M/M/1 rho={rho} sojourn p{}", p * 100.0), theory, &q);
         }
-        let w: Vec<f64> = runs
-            .iter()
-            .map(|r| secs(r.latency["end_to_end"].mean_ns()))
-            .collect();
-        check(
-            &format!("M/M/1 rho={rho} mean sojourn"),
-            1.0 / (mu - lambda),
-            &w,
-        );
+        let w: Vec<f64> = runs.iter().map(|r| secs(r.latency["end_to_end"].mean_ns())).collect();
+        check(&format!("M/M/1 rho={rho} mean sojourn"), 1.0 / (mu - lambda), &w);
     }
 }
 
@@ -204,28 +152,19 @@ fn md1_pollaczek_khinchine() {
     let rho = 0.8;
     let runs = replicate(&mgc(1, rho * mu, Dist::Const(100 * NS_PER_MS), 200_000.0));
     let wq = rho / (2.0 * mu * (1.0 - rho));
-    let waits: Vec<f64> = runs
-        .iter()
-        .map(|r| secs(r.latency["queue_wait"].mean_ns()))
-        .collect();
+    let waits: Vec<f64> = runs.iter().map(|r| secs(r.latency["queue_wait"].mean_ns())).collect();
     check("M/D/1 rho=0.8 mean wait (P-K)", wq, &waits);
     // M/G/1 with uniform service: E[S^2] = (b^3 - a^3) / (3 (b - a))
     let (a, b) = (0.05, 0.15);
     let runs = replicate(&mgc(
         1,
         rho * mu,
-        Dist::Uniform {
-            lo: 50 * NS_PER_MS,
-            hi: 150 * NS_PER_MS,
-        },
+        Dist::Uniform { lo: 50 * NS_PER_MS, hi: 150 * NS_PER_MS },
         200_000.0,
     ));
     let es2 = (b * b * b - a * a * a) / (3.0 * (b - a));
     let wq = rho * mu * es2 / (2.0 * (1.0 - rho));
-    let waits: Vec<f64> = runs
-        .iter()
-        .map(|r| secs(r.latency["queue_wait"].mean_ns()))
-        .collect();
+    let waits: Vec<f64> = runs.iter().map(|r| secs(r.latency["queue_wait"].mean_ns())).collect();
     check("M/G/1 uniform rho=0.8 mean wait (P-K)", wq, &waits);
 }
 
@@ -236,21 +175,12 @@ fn mm1k_loss_probability() {
     let k = 5;
     for rho in [0.7, 1.3] {
         let mu = 10.0;
-        let mut s = mgc(
-            1,
-            rho * mu,
-            Dist::Exp {
-                mean: 100 * NS_PER_MS,
-            },
-            200_000.0,
-        );
+        let mut s = mgc(1, rho * mu, Dist::Exp { mean: 100 * NS_PER_MS }, 200_000.0);
         s.queue.capacity = k;
         let runs = replicate(&s);
         let theory = (1.0 - rho) * rho.powi(k as i32) / (1.0 - rho.powi(k as i32 + 1));
-        let p: Vec<f64> = runs
-            .iter()
-            .map(|r| r.ledger.rejected as f64 / r.ledger.produced as f64)
-            .collect();
+        let p: Vec<f64> =
+            runs.iter().map(|r| r.ledger.rejected as f64 / r.ledger.produced as f64).collect();
         check(&format!("M/M/1/{k} rho={rho} P(block)"), theory, &p);
     }
 }

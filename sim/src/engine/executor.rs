@@ -19,10 +19,7 @@ pub struct TaskId {
 }
 
 impl TaskId {
-    const NONE: TaskId = TaskId {
-        slot: u32::MAX,
-        generation: 0,
-    };
+    const NONE: TaskId = TaskId { slot: u32::MAX, generation: 0 };
 }
 
 /// A timer: wake `task` at `time`. Ordered so that `BinaryHeap` pops the earliest, and
@@ -133,10 +130,7 @@ impl Sim {
     #[inline]
     pub fn current(&self) -> TaskId {
         let id = self.inner.current.get();
-        assert!(
-            id != TaskId::NONE,
-            "sluice futures can only be awaited inside a sim process"
-        );
+        assert!(id != TaskId::NONE, "sluice futures can only be awaited inside a sim process");
         id
     }
 
@@ -155,23 +149,12 @@ impl Sim {
                 let s = &mut slots[slot as usize];
                 s.group = group;
                 s.process = Some(process);
-                TaskId {
-                    slot,
-                    generation: s.generation,
-                }
+                TaskId { slot, generation: s.generation }
             }
             None => {
                 let slot = u32::try_from(slots.len()).expect("fewer than 4 billion processes");
-                slots.push(Slot {
-                    generation: 0,
-                    group,
-                    process: Some(process),
-                    running: false,
-                });
-                TaskId {
-                    slot,
-                    generation: 0,
-                }
+                slots.push(Slot { generation: 0, group, process: Some(process), running: false });
+                TaskId { slot, generation: 0 }
             }
         };
         self.inner.ready.borrow_mut().push(id);
@@ -208,15 +191,21 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.group == group && (s.process.is_some() || s.running))
-            .map(|(i, s)| TaskId {
-                slot: i as u32,
-                generation: s.generation,
-            })
+            .map(|(i, s)| TaskId { slot: i as u32, generation: s.generation })
             .filter(|id| *id != me)
             .collect();
         for id in victims {
             self.abort(id);
         }
+    }
+
+    /// Whether process `id` is still running (not finished, not aborted).
+    pub fn is_alive(&self, id: TaskId) -> bool {
+        self.inner
+            .slots
+            .borrow()
+            .get(id.slot as usize)
+            .is_some_and(|s| s.generation == id.generation)
     }
 
     /// Makes `id` runnable (if it still exists). Used by [`WaitList`].
@@ -231,31 +220,19 @@ impl Sim {
         let seq = self.inner.seq.get();
         self.inner.seq.set(seq + 1);
         let time = at.0.max(self.inner.now.get());
-        self.inner.timers.borrow_mut().push(Timer {
-            time,
-            seq,
-            task: self.current(),
-        });
+        self.inner.timers.borrow_mut().push(Timer { time, seq, task: self.current() });
     }
 
     /// A future that completes `delay` from now.
     #[inline]
     pub fn sleep(&self, delay: Nanos) -> Sleep<'_> {
-        Sleep {
-            sim: self,
-            until: self.now() + delay,
-            armed: false,
-        }
+        Sleep { sim: self, until: self.now() + delay, armed: false }
     }
 
     /// A future that completes at `at` (at once if `at` has passed).
     #[inline]
     pub fn sleep_until(&self, at: SimTime) -> Sleep<'_> {
-        Sleep {
-            sim: self,
-            until: at,
-            armed: false,
-        }
+        Sleep { sim: self, until: at, armed: false }
     }
 
     /// A future that gives up control once: it returns `Pending` the first time it is
@@ -384,12 +361,7 @@ impl Sim {
 
     /// Live processes (for tests and leak checks).
     pub fn live_processes(&self) -> usize {
-        self.inner
-            .slots
-            .borrow()
-            .iter()
-            .filter(|s| s.process.is_some() || s.running)
-            .count()
+        self.inner.slots.borrow().iter().filter(|s| s.process.is_some() || s.running).count()
     }
 }
 
@@ -442,7 +414,9 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
-    fn log_sim() -> (Sim, Rc<RefCell<Vec<(u64, &'static str)>>>) {
+    type Log = Rc<RefCell<Vec<(u64, &'static str)>>>;
+
+    fn log_sim() -> (Sim, Log) {
         (Sim::new(), Rc::new(RefCell::new(Vec::new())))
     }
 
@@ -457,10 +431,7 @@ mod tests {
             });
         }
         assert_eq!(sim.run_until(SimTime::NEVER), RunOutcome::Idle);
-        assert_eq!(
-            *log.borrow(),
-            [(10, "a"), (20, "b1"), (20, "b2"), (20, "b3"), (30, "c")]
-        );
+        assert_eq!(*log.borrow(), [(10, "a"), (20, "b1"), (20, "b2"), (20, "b3"), (30, "c")]);
     }
 
     #[test]

@@ -24,11 +24,7 @@ impl WaitList {
     /// Completes after the next [`WaitList::notify_one`] or [`WaitList::notify_all`] that
     /// reaches this process.
     pub fn wait<'a>(&'a self, sim: &'a Sim) -> Wait<'a> {
-        Wait {
-            list: self,
-            sim,
-            registered: false,
-        }
+        Wait { list: self, sim, registered: false }
     }
 
     /// Wakes the longest-waiting process, if any.

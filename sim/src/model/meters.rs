@@ -52,21 +52,14 @@ impl Level {
     pub fn add(&mut self, now: Nanos, delta: i64) {
         self.area += u128::from(self.value) * u128::from(now - self.since);
         self.since = now;
-        self.value = self
-            .value
-            .checked_add_signed(delta)
-            .expect("level stays non-negative");
+        self.value = self.value.checked_add_signed(delta).expect("level stays non-negative");
         self.peak = self.peak.max(self.value);
     }
 
     /// The time average over [0, now].
     pub fn mean(&self, now: Nanos) -> f64 {
         let area = self.area + u128::from(self.value) * u128::from(now - self.since);
-        if now == 0 {
-            0.0
-        } else {
-            area as f64 / now as f64
-        }
+        if now == 0 { 0.0 } else { area as f64 / now as f64 }
     }
 }
 
@@ -87,6 +80,21 @@ struct Inner {
     counts: IntervalCounts,
     in_system: Level,
     rows: Vec<IntervalRow>,
+}
+
+/// Levels sampled at the end of an interval.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Levels {
+    /// Messages waiting.
+    pub backlog: u64,
+    /// Messages being handled (or held by an API, or stored jobs).
+    pub in_flight: u64,
+    /// Instances allocated.
+    pub instances: u32,
+    /// Cost accrued since the start, USD.
+    pub cost_usd: f64,
+    /// Web-tier response time over the interval (WebJob), ns.
+    pub web_latency_ns: u64,
 }
 
 /// One traced event: what happened to message `id` at `t` (only with tracing on).
@@ -147,11 +155,7 @@ impl Meters {
     #[inline]
     pub fn trace(&self, id: u64, what: &'static str) {
         if let Some(t) = &self.trace {
-            t.borrow_mut().push(TraceEvent {
-                t: self.sim.now_ns(),
-                id,
-                what,
-            });
+            t.borrow_mut().push(TraceEvent { t: self.sim.now_ns(), id, what });
         }
     }
 
@@ -219,10 +223,7 @@ impl Meters {
             m.ledger.completed += 1;
             m.counts.completed += 1;
             if accepted_at >= self.warmup {
-                m.latency[Lat::EndToEnd as usize]
-                    .as_mut()
-                    .expect("e2e")
-                    .record(e2e);
+                m.latency[Lat::EndToEnd as usize].as_mut().expect("e2e").record(e2e);
                 m.interval_e2e.record(e2e);
             }
         }
@@ -310,14 +311,11 @@ impl Meters {
     }
 
     /// Closes the interval ending now with the given levels.
-    pub fn close_interval(&self, backlog: u64, in_flight: u64, instances: u32) {
+    pub fn close_interval(&self, levels: Levels) {
         let now = self.sim.now_ns();
         let mut m = self.inner.borrow_mut();
         let c = std::mem::take(&mut m.counts);
-        let (p50, p99) = (
-            m.interval_e2e.quantile_ns(0.5),
-            m.interval_e2e.quantile_ns(0.99),
-        );
+        let (p50, p99) = (m.interval_e2e.quantile_ns(0.5), m.interval_e2e.quantile_ns(0.99));
         m.interval_e2e.hist.reset();
         m.interval_e2e.sum_ns = 0;
         m.interval_e2e.zeros = 0;
@@ -329,9 +327,11 @@ impl Meters {
             dead_lettered: c.dead_lettered,
             expired: c.expired,
             rejected: c.rejected,
-            backlog,
-            in_flight,
-            instances,
+            backlog: levels.backlog,
+            in_flight: levels.in_flight,
+            instances: levels.instances,
+            cost_usd: levels.cost_usd,
+            web_latency_ns: levels.web_latency_ns,
             latency_p50_ns: p50,
             latency_p99_ns: p99,
         });

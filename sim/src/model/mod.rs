@@ -7,11 +7,17 @@
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
+//! | [`cost`] | billing per hosting plan |
+//! | [`scaler`] | target-based autoscaling (Functions scale controller, KEDA) |
+//! | [`web`] | the web tier sharing a WebJob's CPU |
 //! | [`meters`] | the message ledger, latency histograms, time series |
 
+pub mod cost;
 pub mod host;
 pub mod meters;
 pub mod queue;
 pub mod retry;
+pub mod scaler;
 pub mod service;
+pub mod web;
 pub mod workload;

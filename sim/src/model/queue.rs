@@ -14,6 +14,9 @@
 //! * The delivery (dequeue) count rises with every delivery; a message that fails its
 //!   `max_delivery_count`-th delivery goes to the dead-letter (`-poison`) queue, so it is
 //!   delivered exactly `max_delivery_count` times at most.
+//! * Lock renewal (Service Bus): while its receiver lives, a handler's lock is renewed
+//!   until `lock_renewal` (Functions `maxAutoLockRenewalDuration`, 5 min) after receive; a
+//!   crashed receiver renews nothing, so its locks lapse after `visibility_timeout`.
 //! * TTL: a message older than `ttl` is never delivered; it expires.
 //! * Service Bus delivers in sequence order, so a message that becomes visible again goes
 //!   to the front; a storage queue makes no order promise and it goes to the back.
@@ -51,6 +54,11 @@ struct Msg {
     state: State,
     /// Successful handler executions so far.
     handled: u32,
+    /// When the current delivery was received.
+    delivered_at: Nanos,
+    /// Who holds the current lock (a consumer instance's executor group): its receiver
+    /// renews the lock while it lives.
+    holder: u32,
 }
 
 /// A message handed to a handler: the lock on one delivery.
@@ -95,6 +103,8 @@ struct Inner {
     operations: u64,
     keeper: Option<TaskId>,
     keeper_armed: Nanos,
+    /// Lock holders that are gone (crashed instances): their locks are not renewed.
+    gone: std::collections::BTreeSet<u32>,
 }
 
 /// A queue with Azure semantics.
@@ -127,6 +137,7 @@ impl Queue {
                 operations: 0,
                 keeper: None,
                 keeper_armed: 0,
+                gone: Default::default(),
             }),
             arrivals: WaitList::new(),
         })
@@ -166,6 +177,8 @@ impl Queue {
                 token: 0,
                 state: State::Visible,
                 handled: 0,
+                delivered_at: 0,
+                holder: 0,
             };
             let slot = match q.free.pop() {
                 Some(s) => {
@@ -193,7 +206,7 @@ impl Queue {
 
     /// Receives up to `max` messages now, without waiting. Expired messages met on the way
     /// are dropped (TTL). Counts one broker operation, even when nothing is received.
-    pub fn try_receive(&self, max: u32, out: &mut Vec<Delivery>) {
+    pub fn try_receive(&self, max: u32, holder: u32, out: &mut Vec<Delivery>) {
         let now = self.sim.now_ns();
         let mut q = self.inner.borrow_mut();
         q.operations += 1;
@@ -205,11 +218,7 @@ impl Queue {
             let vt = self.spec.visibility_timeout;
             let m = &mut q.msgs[slot as usize];
             debug_assert_eq!(m.state, State::Visible);
-            if self
-                .spec
-                .ttl
-                .is_some_and(|ttl| now >= m.accepted_at.saturating_add(ttl))
-            {
+            if self.spec.ttl.is_some_and(|ttl| now >= m.accepted_at.saturating_add(ttl)) {
                 m.state = State::Free;
                 expired += 1;
                 q.free.push(slot);
@@ -220,6 +229,8 @@ impl Queue {
             m.deliveries += 1;
             m.token = m.token.wrapping_add(1);
             m.state = State::Locked;
+            m.delivered_at = now;
+            m.holder = holder;
             let d = Delivery {
                 slot,
                 token: m.token,
@@ -242,8 +253,7 @@ impl Queue {
             self.meters.delivered();
             self.meters.trace(d.id, "delivered");
             if d.delivery_count == 1 {
-                self.meters
-                    .latency(Lat::QueueWait, d.accepted_at, now - d.accepted_at);
+                self.meters.latency(Lat::QueueWait, d.accepted_at, now - d.accepted_at);
             }
         }
         if wake_keeper {
@@ -253,9 +263,9 @@ impl Queue {
 
     /// Receives up to `max` messages, waiting for the first if the queue is empty (a
     /// Service Bus receiver's long poll).
-    pub async fn receive(&self, max: u32, out: &mut Vec<Delivery>) {
+    pub async fn receive(&self, max: u32, holder: u32, out: &mut Vec<Delivery>) {
         loop {
-            self.try_receive(max, out);
+            self.try_receive(max, holder, out);
             if !out.is_empty() {
                 return;
             }
@@ -292,8 +302,7 @@ impl Queue {
         if duplicate {
             self.meters.duplicate();
         }
-        self.meters
-            .trace(d.id, if ok { "completed" } else { "lock_lost" });
+        self.meters.trace(d.id, if ok { "completed" } else { "lock_lost" });
         if ok {
             self.meters.completed(d.accepted_at);
             Ok(())
@@ -381,6 +390,15 @@ impl Queue {
                 break;
             }
             q.locks.pop_front();
+            let renewing = self.spec.lock_renewal > 0
+                && now < m.delivered_at.saturating_add(self.spec.lock_renewal)
+                && !q.gone.contains(&m.holder);
+            if renewing {
+                // The receiver renews the lock before it lapses (a new expiry at now + lock
+                // duration is never earlier than any lock taken before now: FIFO holds).
+                q.locks.push_back((now + self.spec.visibility_timeout, slot, token));
+                continue;
+            }
             q.locked -= 1;
             drop(q);
             self.meters.trace(m.id, "lock_expired");
@@ -462,6 +480,11 @@ impl Queue {
         for _ in 0..expired {
             self.meters.expired();
         }
+    }
+
+    /// The lock holder `holder` is gone (its instance crashed): its locks lapse.
+    pub fn holder_gone(&self, holder: u32) {
+        self.inner.borrow_mut().gone.insert(holder);
     }
 
     /// Messages waiting to be delivered (visible or delayed).

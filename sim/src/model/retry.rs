@@ -58,11 +58,7 @@ impl RetryState {
                 d
             }
         };
-        if !delay.is_finite() || delay >= cap {
-            spec.max_delay
-        } else {
-            delay.max(0.0) as Nanos
-        }
+        if !delay.is_finite() || delay >= cap { spec.max_delay } else { delay.max(0.0) as Nanos }
     }
 }
 
@@ -86,9 +82,7 @@ mod tests {
         let s = spec(Backoff::Exponential, false);
         let mut st = RetryState::default();
         let mut rng = Rng::stream(1, "r");
-        let d: Vec<u64> = (0..11)
-            .map(|_| st.next_delay(&s, &mut rng) / NS_PER_S)
-            .collect();
+        let d: Vec<u64> = (0..11).map(|_| st.next_delay(&s, &mut rng) / NS_PER_S).collect();
         assert_eq!(d, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
     }
 
@@ -129,10 +123,7 @@ mod tests {
         // With t = attempt + U(0,1) and next = 2^t tanh(sqrt(4t)), the k-th delay is about
         // 2^(k-1/2) - 2^(k-3/2) scaled by 1/1.4: the first median is about `base` and, after
         // the second, each median is about twice the one before.
-        let s = RetrySpec {
-            max_delay: 10_000 * NS_PER_S,
-            ..spec(Backoff::Exponential, true)
-        };
+        let s = RetrySpec { max_delay: 10_000 * NS_PER_S, ..spec(Backoff::Exponential, true) };
         let mut rng = Rng::stream(4, "r");
         let mut delays = vec![Vec::new(); 6];
         for _ in 0..20_000 {

@@ -51,10 +51,7 @@ impl Services {
                 stats: ServiceStats::default(),
             })
             .collect();
-        Services {
-            names,
-            inner: RefCell::new(inner),
-        }
+        Services { names, inner: RefCell::new(inner) }
     }
 
     /// The index of a service by name.
@@ -74,11 +71,9 @@ impl Services {
             match *f {
                 FaultKind::Outage { from, to } if from <= now && now < to => outage = true,
                 FaultKind::Latency { from, to, add } if from <= now && now < to => latency += add,
-                FaultKind::ErrorRate {
-                    from,
-                    to,
-                    error_rate: e,
-                } if from <= now && now < to => error_rate = e,
+                FaultKind::ErrorRate { from, to, error_rate: e } if from <= now && now < to => {
+                    error_rate = e
+                }
                 _ => {}
             }
         }
@@ -111,10 +106,6 @@ impl Services {
 
     /// Call statistics by service name.
     pub fn stats(&self) -> BTreeMap<String, ServiceStats> {
-        self.names
-            .iter()
-            .cloned()
-            .zip(self.inner.borrow().iter().map(|s| s.stats))
-            .collect()
+        self.names.iter().cloned().zip(self.inner.borrow().iter().map(|s| s.stats)).collect()
     }
 }

@@ -44,11 +44,7 @@ impl Workload {
 
     /// The index of the class named `name`, if the workload has it.
     pub fn class_index(&self, name: &str) -> Option<u8> {
-        self.spec
-            .classes
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| i as u8)
+        self.spec.classes.iter().position(|(n, _)| n == name).map(|i| i as u8)
     }
 
     /// The time of the next arrival, or `None` once the workload has ended.
@@ -118,10 +114,7 @@ impl Workload {
             return 0;
         }
         let u = self.rng.unit();
-        self.cumulative
-            .iter()
-            .position(|&c| u < c)
-            .unwrap_or(self.cumulative.len() - 1) as u8
+        self.cumulative.iter().position(|&c| u < c).unwrap_or(self.cumulative.len() - 1) as u8
     }
 }
 
@@ -135,11 +128,7 @@ mod tests {
         let spec = WorkloadSpec {
             arrivals: Arrivals::Poisson,
             rate_per_s: 100.0,
-            phases: vec![Phase {
-                from: 100 * NS_PER_S,
-                to: 200 * NS_PER_S,
-                rate_per_s: 1000.0,
-            }],
+            phases: vec![Phase { from: 100 * NS_PER_S, to: 200 * NS_PER_S, rate_per_s: 1000.0 }],
             classes: vec![("normal".into(), 1.0)],
         };
         let mut w = Workload::new(&spec, 300 * NS_PER_S, 1);
@@ -155,11 +144,8 @@ mod tests {
 
     #[test]
     fn constant_is_evenly_spaced() {
-        let spec = WorkloadSpec {
-            arrivals: Arrivals::Constant,
-            rate_per_s: 4.0,
-            ..Default::default()
-        };
+        let spec =
+            WorkloadSpec { arrivals: Arrivals::Constant, rate_per_s: 4.0, ..Default::default() };
         let mut w = Workload::new(&spec, NS_PER_S, 1);
         let times: Vec<Nanos> = std::iter::from_fn(|| w.next_arrival()).collect();
         assert_eq!(times, [0, 250_000_000, 500_000_000, 750_000_000]);

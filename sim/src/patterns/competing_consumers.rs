@@ -36,14 +36,22 @@ pub fn start(world: &Rc<World>) {
     start_consumers(world);
 }
 
-/// Starts `consumer.instances` instances, each running [`consume`].
+/// Starts the consumer instances, each running [`consume`]: `consumer.instances` of them
+/// on a fixed plan, the always-ready `min_instances` on an elastic one (the autoscaler adds
+/// the rest).
 pub fn start_consumers(world: &Rc<World>) {
     let w = world.clone();
+    let h = &world.scenario.hosting;
+    let (count, always_ready) = if h.plan.elastic() {
+        (h.scaling.min_instances, true)
+    } else {
+        (world.scenario.consumer.instances, false)
+    };
     world.host.start(
-        world.scenario.consumer.instances,
+        count,
+        always_ready,
         Rc::new(move |inst: Rc<Instance>| {
-            let w2 = w.clone();
-            w.host.spawn_on(&inst, consume(w2, inst.clone()));
+            w.host.spawn_pump(&inst, consume(w.clone(), inst.clone()));
         }),
     );
 }
@@ -56,39 +64,48 @@ pub async fn consume(w: Rc<World>, inst: Rc<Instance>) {
         QueueKind::ServiceBus => loop {
             inst.wait_busy_at_most(&w.sim, c.concurrency - 1).await;
             let free = c.concurrency - inst.busy();
-            w.queue.receive(free.min(c.batch_size), &mut batch).await;
-            for delivery in batch.drain(..) {
-                w.host
-                    .run_handler(&inst, handle(w.clone(), inst.clone(), delivery));
+            if inst.exit_when_idle {
+                // A job replica takes what is there, and exits once the queue is empty and
+                // its own handlers are done.
+                w.queue.try_receive(free.min(c.batch_size), inst.group(), &mut batch);
+                if batch.is_empty() {
+                    if inst.busy() == 0 {
+                        return w.host.exit(&inst);
+                    }
+                    inst.wait_busy_at_most(&w.sim, inst.busy() - 1).await;
+                    continue;
+                }
+            } else {
+                w.queue.receive(free.min(c.batch_size), inst.group(), &mut batch).await;
             }
+            dispatch(&w, &inst, &mut batch);
         },
         QueueKind::StorageQueue => {
-            let threshold = w
-                .queue
-                .spec()
-                .new_batch_threshold
-                .unwrap_or(c.batch_size / 2);
+            let threshold = w.queue.spec().new_batch_threshold.unwrap_or(c.batch_size / 2);
             let mut empty_polls = 0;
             loop {
                 inst.wait_busy_at_most(&w.sim, threshold).await;
-                w.queue.try_receive(c.batch_size, &mut batch);
+                w.queue.try_receive(c.batch_size, inst.group(), &mut batch);
                 if batch.is_empty() {
-                    w.sim
-                        .sleep(poll_backoff(
-                            empty_polls,
-                            w.queue.spec().max_polling_interval,
-                        ))
-                        .await;
+                    if inst.exit_when_idle && inst.busy() == 0 {
+                        return w.host.exit(&inst);
+                    }
+                    let wait = poll_backoff(empty_polls, w.queue.spec().max_polling_interval);
+                    w.sim.sleep(wait).await;
                     empty_polls += 1;
                     continue;
                 }
                 empty_polls = 0;
-                for delivery in batch.drain(..) {
-                    w.host
-                        .run_handler(&inst, handle(w.clone(), inst.clone(), delivery));
-                }
+                dispatch(&w, &inst, &mut batch);
             }
         }
+    }
+}
+
+/// Starts a handler on `inst` for each received message.
+fn dispatch(w: &Rc<World>, inst: &Rc<Instance>, batch: &mut Vec<Delivery>) {
+    for delivery in batch.drain(..) {
+        w.host.run_handler(inst, Some(delivery), handle(w.clone(), inst.clone(), delivery));
     }
 }
 
@@ -103,14 +120,10 @@ pub async fn handle(w: Rc<World>, inst: Rc<Instance>, delivery: Delivery) {
     let started = w.sim.now_ns();
     let work = w.scenario.consumer.work.sample(&mut inst.rng.borrow_mut());
     w.sim.sleep(work).await;
+    w.host.cpu_work(work);
     let ok = !w.is_poison(delivery.class) && w.call_all().await.is_ok();
-    w.meters
-        .latency(Lat::Handler, delivery.accepted_at, w.sim.now_ns() - started);
+    w.meters.latency(Lat::Handler, delivery.accepted_at, w.sim.now_ns() - started);
     // A settle that finds the lock lost is not an error here: the broker has already made
     // the message visible again, and the ledger counts the duplicate effect.
-    let _ = if ok {
-        w.queue.complete(&delivery)
-    } else {
-        w.queue.abandon(&delivery)
-    };
+    let _ = if ok { w.queue.complete(&delivery) } else { w.queue.abandon(&delivery) };
 }

@@ -35,7 +35,6 @@ async fn accept(w: Rc<World>, class: u8) {
     let accepted = w.queue.send(class);
     w.meters.release_outside();
     if accepted {
-        w.meters
-            .latency(Lat::Accept, requested, w.sim.now_ns() - requested);
+        w.meters.latency(Lat::Accept, requested, w.sim.now_ns() - requested);
     }
 }

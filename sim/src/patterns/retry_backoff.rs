@@ -55,9 +55,7 @@ pub fn start(world: &Rc<World>) {
         rng: RefCell::new(Rng::stream(world.scenario.seed, "retry-backoff")),
     });
     let s = store.clone();
-    world
-        .sim
-        .spawn(world.clone().produce(move |w, _class| accept(w, &s)));
+    world.sim.spawn(world.clone().produce(move |w, _class| accept(w, &s)));
     world.sim.spawn(poll_loop(world.clone(), store));
 }
 
@@ -66,12 +64,7 @@ fn accept(w: &World, store: &Store) {
     let id = store.next_id.get();
     store.next_id.set(id + 1);
     let now = w.sim.now_ns();
-    let job = Job {
-        id,
-        accepted_at: now,
-        attempts: 0,
-        backoff: RetryState::default(),
-    };
+    let job = Job { id, accepted_at: now, attempts: 0, backoff: RetryState::default() };
     store.due.borrow_mut().insert((now, id), job);
     w.held_elsewhere.set(w.held_elsewhere.get() + 1);
     w.meters.entered();
@@ -106,11 +99,7 @@ async fn attempt(w: Rc<World>, store: Rc<Store>, mut job: Job) {
     if job.attempts == 1 {
         w.meters.delivered();
         let waited = w.sim.now_ns() - job.accepted_at;
-        w.meters.latency(
-            crate::model::meters::Lat::QueueWait,
-            job.accepted_at,
-            waited,
-        );
+        w.meters.latency(crate::model::meters::Lat::QueueWait, job.accepted_at, waited);
     } else {
         w.meters.delivered();
     }
@@ -118,8 +107,7 @@ async fn attempt(w: Rc<World>, store: Rc<Store>, mut job: Job) {
     // One call per service per attempt: here `[retry]` spaces the attempts of the job, it
     // does not retry inside one.
     let ok = w.call_all_once().await.is_ok();
-    w.meters
-        .latency(Lat::Handler, job.accepted_at, w.sim.now_ns() - started);
+    w.meters.latency(Lat::Handler, job.accepted_at, w.sim.now_ns() - started);
     store.running.set(store.running.get() - 1);
     let retry = w.scenario.retry.clone().unwrap_or_default();
     if ok {

@@ -4,6 +4,10 @@
 //! only ever sees them, never a file. Every field here is already checked: a `Scenario` that
 //! exists can be run. Defaults are documented on each field and in `Scenario::default()`.
 
+mod hosting;
+
+pub use hosting::{CostSpec, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
+
 use crate::dist::Dist;
 use crate::time::{NS_PER_H, NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos};
 use std::collections::BTreeMap;
@@ -36,6 +40,11 @@ pub struct Scenario {
     pub queue: QueueSpec,
     /// The consumer host.
     pub consumer: ConsumerSpec,
+    /// Where the consumers run, how they scale (`[consumer] hosting/memory/cpu`,
+    /// `[scaling]`, `[web]`).
+    pub hosting: HostingSpec,
+    /// `[cost]`: the pricing table in force.
+    pub cost: CostSpec,
     /// Downstream dependencies, by name (ordered, so iteration is deterministic).
     pub services: BTreeMap<String, ServiceSpec>,
     /// `[retry]`: in-process retries of a failed downstream call (none when absent), and the
@@ -53,8 +62,7 @@ impl Scenario {
 
     /// The simulated time at which the run stops at the latest.
     pub fn horizon(&self) -> Nanos {
-        self.duration
-            .saturating_add(self.drain.unwrap_or(Self::DRAIN_CAP))
+        self.duration.saturating_add(self.drain.unwrap_or(Self::DRAIN_CAP))
     }
 }
 
@@ -75,6 +83,8 @@ impl Default for Scenario {
             api: ApiSpec::default(),
             queue: QueueSpec::service_bus(),
             consumer: ConsumerSpec::default(),
+            hosting: HostingSpec::default(),
+            cost: CostSpec::default(),
             services: BTreeMap::new(),
             retry: None,
             faults: Vec::new(),
@@ -96,11 +106,8 @@ pub enum PatternKind {
 
 impl PatternKind {
     /// Every pattern, in the order the README lists them.
-    pub const ALL: [PatternKind; 3] = [
-        PatternKind::LoadLeveling,
-        PatternKind::CompetingConsumers,
-        PatternKind::RetryBackoff,
-    ];
+    pub const ALL: [PatternKind; 3] =
+        [PatternKind::LoadLeveling, PatternKind::CompetingConsumers, PatternKind::RetryBackoff];
 
     /// The name used in scenario files.
     pub fn name(self) -> &'static str {
@@ -146,11 +153,7 @@ impl WorkloadSpec {
     /// The share of poison messages (0 when there is no `poison` class).
     pub fn poison_share(&self) -> f64 {
         let total: f64 = self.classes.iter().map(|(_, w)| w).sum();
-        self.classes
-            .iter()
-            .filter(|(n, _)| n == "poison")
-            .map(|(_, w)| w / total)
-            .sum()
+        self.classes.iter().filter(|(n, _)| n == "poison").map(|(_, w)| w / total).sum()
     }
 
     /// The rate in force at time `t` (messages per second).
@@ -194,9 +197,7 @@ pub struct ApiSpec {
 
 impl Default for ApiSpec {
     fn default() -> Self {
-        ApiSpec {
-            accept: Dist::Const(5 * NS_PER_MS),
-        }
+        ApiSpec { accept: Dist::Const(5 * NS_PER_MS) }
     }
 }
 
@@ -230,6 +231,10 @@ pub struct QueueSpec {
     /// (default 60 s, at most 5 min); storage queue visibility timeout set by the Functions
     /// host on receive (default 10 min, which is what a crashed host's messages wait).
     pub visibility_timeout: Nanos,
+    /// Service Bus: the receiver renews a handler's lock until this long after receive
+    /// (Functions `maxAutoLockRenewalDuration`, default 5 min); 0 = no renewal (storage
+    /// queues).
+    pub lock_renewal: Nanos,
     /// Deliveries before the message goes to the dead-letter / poison queue. The first
     /// delivery counts. Service Bus default 10, storage queue (`maxDequeueCount`) 5.
     pub max_delivery_count: u32,
@@ -256,6 +261,7 @@ impl QueueSpec {
         QueueSpec {
             kind: QueueKind::ServiceBus,
             visibility_timeout: 60 * NS_PER_S,
+            lock_renewal: 5 * NS_PER_MIN,
             max_delivery_count: 10,
             ttl: None,
             capacity: 0,
@@ -270,6 +276,7 @@ impl QueueSpec {
         QueueSpec {
             kind: QueueKind::StorageQueue,
             visibility_timeout: 10 * NS_PER_MIN,
+            lock_renewal: 0,
             max_delivery_count: 5,
             ttl: Some(7 * 24 * NS_PER_H),
             ..QueueSpec::service_bus()
@@ -301,9 +308,7 @@ impl Default for ConsumerSpec {
             instances: 1,
             concurrency: 16,
             batch_size: 1,
-            work: Dist::Exp {
-                mean: 50 * NS_PER_MS,
-            },
+            work: Dist::Exp { mean: 50 * NS_PER_MS },
             calls: Vec::new(),
             poll_interval: 5 * NS_PER_S,
         }
@@ -323,13 +328,7 @@ pub struct ServiceSpec {
 
 impl Default for ServiceSpec {
     fn default() -> Self {
-        ServiceSpec {
-            latency: Dist::Exp {
-                mean: 50 * NS_PER_MS,
-            },
-            error_rate: 0.0,
-            timeout: None,
-        }
+        ServiceSpec { latency: Dist::Exp { mean: 50 * NS_PER_MS }, error_rate: 0.0, timeout: None }
     }
 }
 
@@ -404,18 +403,10 @@ pub enum FaultKind {
     /// Calls take `add` longer.
     Latency { from: Nanos, to: Nanos, add: Nanos },
     /// Calls fail with this probability instead of the service's own.
-    ErrorRate {
-        from: Nanos,
-        to: Nanos,
-        error_rate: f64,
-    },
+    ErrorRate { from: Nanos, to: Nanos, error_rate: f64 },
     /// `instances` consumer instances die at `at`; their in-flight work is dropped. They come
     /// back after `restart_after` (`None`: never).
-    Crash {
-        at: Nanos,
-        instances: u32,
-        restart_after: Option<Nanos>,
-    },
+    Crash { at: Nanos, instances: u32, restart_after: Option<Nanos> },
 }
 
 impl FaultKind {
@@ -435,9 +426,7 @@ impl FaultKind {
             FaultKind::Outage { from, to }
             | FaultKind::Latency { from, to, .. }
             | FaultKind::ErrorRate { from, to, .. } => (from, Some(to)),
-            FaultKind::Crash {
-                at, restart_after, ..
-            } => (at, restart_after.map(|r| at + r)),
+            FaultKind::Crash { at, restart_after, .. } => (at, restart_after.map(|r| at + r)),
         }
     }
 }

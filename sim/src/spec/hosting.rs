@@ -1,0 +1,333 @@
+//! Hosting plans, autoscaling and pricing: what runs the consumers, how many of them, and
+//! what that costs. Defaults and limits follow `shared/reference/azure.md` section 4.
+
+use crate::dist::Dist;
+use crate::time::{NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos};
+
+/// Where the consumer handlers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Plan {
+    /// A fixed pool of always-on workers (VMs, App Service instances), billed per
+    /// instance-hour whether busy or idle.
+    Worker,
+    /// Azure Functions Consumption: scale from zero, cold starts, a 5-minute default (10
+    /// maximum) execution limit, billed per execution and GB-second.
+    FunctionsConsumption,
+    /// Azure Functions Flex Consumption: always-ready instances, per-instance concurrency,
+    /// billed per GB-second of instance memory while executing (1 s minimum per execution
+    /// period, then 100 ms steps) plus executions; always-ready instances pay a baseline.
+    FunctionsFlex,
+    /// Azure Functions Premium: at least one instance always allocated, pre-warmed instances
+    /// hide cold starts, billed per vCPU-second and GB-second of allocated instances.
+    FunctionsPremium,
+    /// Azure Container Apps job, event-driven by a KEDA queue-length scaler: each execution is
+    /// a replica that drains the queue and exits, billed per vCPU-second and GiB-second while
+    /// it runs.
+    AcaJob,
+    /// An Azure WebJob on the web app's App Service plan: the plan's instances, billed per
+    /// instance-hour, with the web tier sharing their CPU.
+    WebJob,
+}
+
+impl Plan {
+    /// Every plan, in the order the docs list them.
+    pub const ALL: [Plan; 6] = [
+        Plan::Worker,
+        Plan::FunctionsConsumption,
+        Plan::FunctionsFlex,
+        Plan::FunctionsPremium,
+        Plan::AcaJob,
+        Plan::WebJob,
+    ];
+
+    /// The name used in scenario files (`[consumer] hosting`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Plan::Worker => "worker",
+            Plan::FunctionsConsumption => "functions-consumption",
+            Plan::FunctionsFlex => "functions-flex",
+            Plan::FunctionsPremium => "functions-premium",
+            Plan::AcaJob => "aca-job",
+            Plan::WebJob => "webjob",
+        }
+    }
+
+    /// Looks a plan up by its scenario-file name.
+    pub fn from_name(name: &str) -> Option<Plan> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether an autoscaler decides the instance count (else `consumer.instances` is fixed).
+    pub fn elastic(self) -> bool {
+        !matches!(self, Plan::Worker | Plan::WebJob)
+    }
+
+    /// The plan's default execution-time limit (`functionTimeout`; the replica timeout of a
+    /// Container Apps job), `None` for no limit.
+    pub fn default_execution_timeout(self) -> Option<Nanos> {
+        match self {
+            Plan::FunctionsConsumption => Some(5 * NS_PER_MIN),
+            Plan::FunctionsFlex | Plan::FunctionsPremium => Some(30 * NS_PER_MIN),
+            Plan::AcaJob => Some(30 * NS_PER_MIN),
+            Plan::Worker | Plan::WebJob => None,
+        }
+    }
+
+    /// The largest execution-time limit the plan allows, `None` for unbounded.
+    pub fn max_execution_timeout(self) -> Option<Nanos> {
+        match self {
+            Plan::FunctionsConsumption => Some(10 * NS_PER_MIN),
+            _ => None,
+        }
+    }
+
+    /// The plan's default instance cap.
+    pub fn default_max_instances(self) -> u32 {
+        match self {
+            Plan::FunctionsConsumption => 200,
+            Plan::FunctionsFlex | Plan::FunctionsPremium | Plan::AcaJob => 100,
+            Plan::Worker | Plan::WebJob => u32::MAX,
+        }
+    }
+
+    /// The plan's lowest allowed (and default) instance floor.
+    pub fn default_min_instances(self) -> u32 {
+        match self {
+            Plan::FunctionsPremium => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// `[consumer] hosting`, `memory`, `cpu` and the `[scaling]` table, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostingSpec {
+    /// The plan (default `worker`).
+    pub plan: Plan,
+    /// Memory per instance (Flex, Premium, containers) or per execution (Consumption), MB
+    /// (default 512; Flex 2048).
+    pub memory_mb: u32,
+    /// vCPUs per instance (default 1).
+    pub cpu: f64,
+    /// Kill an execution after this long; its message is abandoned and redelivered.
+    /// `None`: the plan's default ([`Plan::default_execution_timeout`]).
+    pub execution_timeout: Option<Nanos>,
+    /// Autoscaling (elastic plans only).
+    pub scaling: ScalingSpec,
+    /// The web tier sharing a WebJob's instances.
+    pub web: WebTierSpec,
+}
+
+impl Default for HostingSpec {
+    fn default() -> Self {
+        HostingSpec {
+            plan: Plan::Worker,
+            memory_mb: 512,
+            cpu: 1.0,
+            execution_timeout: None,
+            scaling: ScalingSpec::default(),
+            web: WebTierSpec::default(),
+        }
+    }
+}
+
+impl HostingSpec {
+    /// The execution-time limit in force.
+    pub fn timeout(&self) -> Option<Nanos> {
+        self.execution_timeout.or(self.plan.default_execution_timeout())
+    }
+}
+
+/// `[scaling]`: target-based autoscaling on the queue length (Functions scale controller,
+/// KEDA for Container Apps jobs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalingSpec {
+    /// Fewest instances (default: 0; Premium 1). Flex/Premium: these are always ready.
+    pub min_instances: u32,
+    /// Most instances (default: the plan's cap, e.g. 200 on Consumption, 100 on Flex).
+    pub max_instances: u32,
+    /// Target messages per instance: instances = ceil(queue length / target). `None`:
+    /// the trigger's own (`batch_size` for storage queues, `concurrency` for Service Bus).
+    pub target_per_instance: Option<u32>,
+    /// How often the scaler looks at the queue (default 30 s, the KEDA default; the
+    /// Functions scale controller also decides on this cadence here).
+    pub polling_interval: Nanos,
+    /// How long the queue must have been over-provisioned before an instance is removed
+    /// (default 5 min).
+    pub cooldown: Nanos,
+    /// At most one new instance per step (default 30 s for queue triggers; Premium 0).
+    pub scale_out_step: Nanos,
+    /// Time from the decision to add an instance to its first receive.
+    pub cold_start: Dist,
+    /// Premium: instances kept warm beyond the running ones; a scale-out takes one of these
+    /// without a cold start (default 1).
+    pub prewarmed: u32,
+}
+
+impl Default for ScalingSpec {
+    fn default() -> Self {
+        ScalingSpec {
+            min_instances: 0,
+            max_instances: 200,
+            target_per_instance: None,
+            polling_interval: 30 * NS_PER_S,
+            cooldown: 5 * NS_PER_MIN,
+            scale_out_step: 30 * NS_PER_S,
+            cold_start: Dist::lognormal(2 * NS_PER_S, 8 * NS_PER_S).expect("valid"),
+            prewarmed: 1,
+        }
+    }
+}
+
+/// `[web]`: the web tier that shares a WebJob's App Service instances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebTierSpec {
+    /// Web requests per second across the plan (default 50/s).
+    pub rate_per_s: f64,
+    /// CPU time one web request needs (default 20 ms).
+    pub cpu_per_request: Nanos,
+    /// Share of a handler's own work (`consumer.work`) that uses CPU (default 1.0: the work
+    /// is CPU-bound; downstream calls never use CPU).
+    pub handler_cpu_share: f64,
+}
+
+impl Default for WebTierSpec {
+    fn default() -> Self {
+        WebTierSpec { rate_per_s: 50.0, cpu_per_request: 20 * NS_PER_MS, handler_cpu_share: 1.0 }
+    }
+}
+
+/// A pricing table, resolved: every rate the billing rules use, in USD.
+///
+/// The shipped tables live in `pricing/*.toml` with their source and the date the prices
+/// were seen; `[cost]` in a scenario selects one and may override any rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pricing {
+    /// The table's name (`azure-payg`).
+    pub name: String,
+    /// Functions Consumption: USD per GB-second.
+    pub consumption_gb_s: f64,
+    /// Functions Consumption: USD per million executions.
+    pub consumption_per_million: f64,
+    /// Flex Consumption on-demand: USD per GB-second while executing.
+    pub flex_on_demand_gb_s: f64,
+    /// Flex Consumption: USD per million executions.
+    pub flex_per_million: f64,
+    /// Flex Consumption always-ready: USD per GB-second of baseline (idle) memory.
+    pub flex_always_ready_baseline_gb_s: f64,
+    /// Flex Consumption always-ready: USD per GB-second while executing.
+    pub flex_always_ready_execution_gb_s: f64,
+    /// Premium: USD per vCPU-second of an allocated instance.
+    pub premium_vcpu_s: f64,
+    /// Premium: USD per GB-second of an allocated instance.
+    pub premium_gb_s: f64,
+    /// Container Apps: USD per vCPU-second of a running replica.
+    pub aca_vcpu_s: f64,
+    /// Container Apps: USD per GiB-second of a running replica.
+    pub aca_gib_s: f64,
+    /// A fixed worker instance (or the App Service plan instance of a WebJob): USD per hour.
+    pub worker_instance_hour: f64,
+    /// Service Bus Standard: USD per million operations.
+    pub service_bus_per_million_ops: f64,
+    /// Storage Queue: USD per 10,000 operations.
+    pub storage_queue_per_10k_ops: f64,
+    /// Monthly free grants, applied only with `free_grant = true`: Consumption executions,
+    /// Consumption GB-seconds, Container Apps vCPU-seconds and GiB-seconds.
+    pub free_consumption_executions: f64,
+    /// See `free_consumption_executions`.
+    pub free_consumption_gb_s: f64,
+    /// See `free_consumption_executions`.
+    pub free_aca_vcpu_s: f64,
+    /// See `free_consumption_executions`.
+    pub free_aca_gib_s: f64,
+}
+
+impl Pricing {
+    /// The names of the rates, as written in pricing files and `[cost]` overrides.
+    pub const RATES: [&'static str; 17] = [
+        "consumption_gb_s_usd",
+        "consumption_per_million_executions_usd",
+        "flex_on_demand_gb_s_usd",
+        "flex_per_million_executions_usd",
+        "flex_always_ready_baseline_gb_s_usd",
+        "flex_always_ready_execution_gb_s_usd",
+        "premium_vcpu_s_usd",
+        "premium_gb_s_usd",
+        "aca_vcpu_s_usd",
+        "aca_gib_s_usd",
+        "worker_instance_hour_usd",
+        "service_bus_per_million_operations_usd",
+        "storage_queue_per_10k_operations_usd",
+        "free_consumption_executions",
+        "free_consumption_gb_s",
+        "free_aca_vcpu_s",
+        "free_aca_gib_s",
+    ];
+
+    /// A table with every rate zero (the base for tests and for tables built rate by rate).
+    pub fn zero(name: &str) -> Pricing {
+        Pricing {
+            name: name.to_string(),
+            consumption_gb_s: 0.0,
+            consumption_per_million: 0.0,
+            flex_on_demand_gb_s: 0.0,
+            flex_per_million: 0.0,
+            flex_always_ready_baseline_gb_s: 0.0,
+            flex_always_ready_execution_gb_s: 0.0,
+            premium_vcpu_s: 0.0,
+            premium_gb_s: 0.0,
+            aca_vcpu_s: 0.0,
+            aca_gib_s: 0.0,
+            worker_instance_hour: 0.0,
+            service_bus_per_million_ops: 0.0,
+            storage_queue_per_10k_ops: 0.0,
+            free_consumption_executions: 0.0,
+            free_consumption_gb_s: 0.0,
+            free_aca_vcpu_s: 0.0,
+            free_aca_gib_s: 0.0,
+        }
+    }
+
+    /// Sets a rate by its file name; false if there is no such rate.
+    pub fn set(&mut self, rate: &str, value: f64) -> bool {
+        let slot = match rate {
+            "consumption_gb_s_usd" | "gb_second_usd" => &mut self.consumption_gb_s,
+            "consumption_per_million_executions_usd" | "per_million_executions_usd" => {
+                &mut self.consumption_per_million
+            }
+            "flex_on_demand_gb_s_usd" => &mut self.flex_on_demand_gb_s,
+            "flex_per_million_executions_usd" => &mut self.flex_per_million,
+            "flex_always_ready_baseline_gb_s_usd" => &mut self.flex_always_ready_baseline_gb_s,
+            "flex_always_ready_execution_gb_s_usd" => &mut self.flex_always_ready_execution_gb_s,
+            "premium_vcpu_s_usd" => &mut self.premium_vcpu_s,
+            "premium_gb_s_usd" => &mut self.premium_gb_s,
+            "aca_vcpu_s_usd" => &mut self.aca_vcpu_s,
+            "aca_gib_s_usd" => &mut self.aca_gib_s,
+            "worker_instance_hour_usd" => &mut self.worker_instance_hour,
+            "service_bus_per_million_operations_usd" => &mut self.service_bus_per_million_ops,
+            "storage_queue_per_10k_operations_usd" => &mut self.storage_queue_per_10k_ops,
+            "free_consumption_executions" => &mut self.free_consumption_executions,
+            "free_consumption_gb_s" => &mut self.free_consumption_gb_s,
+            "free_aca_vcpu_s" => &mut self.free_aca_vcpu_s,
+            "free_aca_gib_s" => &mut self.free_aca_gib_s,
+            _ => return false,
+        };
+        *slot = value;
+        true
+    }
+}
+
+/// `[cost]`, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostSpec {
+    /// The rates in force (the selected table with the scenario's overrides applied).
+    pub pricing: Pricing,
+    /// Subtract the monthly free grants (default false).
+    pub free_grant: bool,
+}
+
+impl Default for CostSpec {
+    fn default() -> Self {
+        CostSpec { pricing: Pricing::zero("none"), free_grant: false }
+    }
+}

@@ -1,0 +1,216 @@
+//! Hosting plans, autoscaling and billing, checked against hand-computed numbers.
+
+use sim::dist::Dist;
+use sim::results::RunResults;
+use sim::spec::*;
+use sim::time::*;
+use sim::{RunOptions, run};
+
+/// 100 messages, one a second, each taking exactly `work`, on one handler at a time.
+fn fixed_workload(plan: Plan, work: Nanos, memory_mb: u32) -> Scenario {
+    let mut pricing = Pricing::zero("test");
+    for rate in Pricing::RATES {
+        pricing.set(rate, 1.0); // every rate 1 USD per unit: bills read as unit counts
+    }
+    pricing.set("service_bus_per_million_operations_usd", 0.0);
+    Scenario {
+        duration: 100 * NS_PER_S,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 1.0,
+            ..Default::default()
+        },
+        consumer: ConsumerSpec {
+            instances: 1,
+            concurrency: 1,
+            batch_size: 1,
+            work: Dist::Const(work),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan,
+            memory_mb,
+            cpu: 0.5,
+            scaling: ScalingSpec {
+                min_instances: 1, // always one warm instance: no cold start in the bill
+                max_instances: 1,
+                cold_start: Dist::Const(NS_PER_S),
+                prewarmed: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        cost: CostSpec { pricing, free_grant: false },
+        ..Default::default()
+    }
+}
+
+fn go(s: &Scenario) -> RunResults {
+    let r = run(s, RunOptions::default(), &mut |_| {}).results;
+    assert!(r.ledger.balances());
+    r
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn consumption_bills_executions_and_rounded_gb_seconds() {
+    // 600 MB rounds up to 640 MB = 0.625 GB; 250 ms stays 250 ms: 100 x 0.625 x 0.25 GB-s.
+    let r = go(&fixed_workload(Plan::FunctionsConsumption, 250 * NS_PER_MS, 600));
+    assert_eq!(r.cost.executions, 100);
+    assert!(close(r.cost.compute_usd, 100.0 * 0.625 * 0.25), "{:?}", r.cost);
+    assert!(close(r.cost.executions_usd, 100.0 / 1e6), "{:?}", r.cost);
+    // 20 ms executions are billed 100 ms each; 4 GB is capped at 1.5 GB.
+    let r = go(&fixed_workload(Plan::FunctionsConsumption, 20 * NS_PER_MS, 4096));
+    assert!(close(r.cost.compute_usd, 100.0 * 1.5 * 0.1), "{:?}", r.cost);
+}
+
+#[test]
+fn flex_bills_execution_periods_with_a_one_second_minimum() {
+    // One always-ready 2 GB instance: each 250 ms execution is its own period, billed 1 s:
+    // 100 x 2 GB x 1 s at the always-ready execution rate, plus the idle baseline.
+    let r = go(&fixed_workload(Plan::FunctionsFlex, 250 * NS_PER_MS, 2048));
+    let t = r.sim_time as f64 / NS_PER_S as f64;
+    let busy = 100.0 * 0.25;
+    let want = 100.0 * 2.0 * 1.0 + (t - busy) * 2.0;
+    assert!(close(r.cost.compute_usd, want), "{:?} want {want} (t = {t})", r.cost);
+    assert!(close(r.cost.executions_usd, 100.0 / 1e6));
+}
+
+#[test]
+fn premium_bills_allocated_and_prewarmed_instances() {
+    let r = go(&fixed_workload(Plan::FunctionsPremium, 250 * NS_PER_MS, 3584));
+    let t = r.sim_time as f64 / NS_PER_S as f64;
+    // one allocated instance and one pre-warmed, each 0.5 vCPU + 3.5 GB per second
+    let want = 2.0 * t * (0.5 + 3.5);
+    assert!(close(r.cost.compute_usd, want), "{:?} want {want}", r.cost);
+    assert_eq!(r.cost.executions_usd, 0.0);
+}
+
+#[test]
+fn worker_bills_instance_hours() {
+    let mut s = fixed_workload(Plan::Worker, 250 * NS_PER_MS, 512);
+    s.consumer.instances = 3;
+    let r = go(&s);
+    let hours = r.sim_time as f64 / NS_PER_H as f64;
+    assert!(close(r.cost.compute_usd, 3.0 * hours), "{:?}", r.cost);
+    assert!(close(r.cost.instance_seconds, 3.0 * hours * 3600.0));
+}
+
+#[test]
+fn aca_job_replicas_bill_from_start_to_exit() {
+    // One message at t = 0; the scaler sees it at 30 s, the replica cold-starts for 1 s,
+    // handles it in 250 ms and exits: 1.25 replica-seconds of 0.5 vCPU and 0.5 GiB.
+    let mut s = fixed_workload(Plan::AcaJob, 250 * NS_PER_MS, 512);
+    s.duration = NS_PER_S;
+    s.hosting.scaling.min_instances = 0;
+    s.hosting.scaling.max_instances = 10;
+    let r = go(&s);
+    assert_eq!(r.ledger.completed, 1);
+    assert_eq!(r.scaling.cold_starts, 1);
+    assert!(close(r.cost.instance_seconds, 1.25), "{:?}", r.cost);
+    assert!(close(r.cost.compute_usd, 1.25 * (0.5 + 0.5)), "{:?}", r.cost);
+    assert_eq!(r.latency["end_to_end"].mean_ns(), (31_250 * NS_PER_MS) as f64);
+}
+
+#[test]
+fn autoscaler_follows_the_backlog_within_its_limits_and_scale_from_zero_pays_a_cold_start() {
+    // 200/s of 1 s work needs 200 busy handlers: 13 instances of 16; the cap is 8.
+    let s = Scenario {
+        duration: 60 * NS_PER_MIN,
+        interval: 30 * NS_PER_S,
+        workload: WorkloadSpec { rate_per_s: 20.0, ..Default::default() },
+        consumer: ConsumerSpec {
+            concurrency: 16,
+            work: Dist::Const(NS_PER_S),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::FunctionsConsumption,
+            scaling: ScalingSpec {
+                min_instances: 0,
+                max_instances: 8,
+                cold_start: Dist::Const(5 * NS_PER_S),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        queue: QueueSpec::service_bus(),
+        ..Default::default()
+    };
+    let mut s = s;
+    s.workload.phases.push(Phase { from: 10 * NS_PER_MIN, to: 20 * NS_PER_MIN, rate_per_s: 200.0 });
+    let r = go(&s);
+    let rows = &r.timeseries;
+    assert!(rows.iter().all(|row| row.instances <= 8), "never above max_instances");
+    assert_eq!(r.scaling.instances_peak, 8);
+    // From zero: the first message waits for the scaler's poll and a 5 s cold start.
+    assert!(r.scaling.cold_starts >= 8);
+    let first_wait = r.latency["queue_wait"].max_ns();
+    assert!(first_wait >= 5 * NS_PER_S, "queue wait includes a cold start");
+    // One new instance per 30 s step: 8 instances take at least 7 more steps after the first.
+    let at = |n: u32| rows.iter().find(|row| row.instances >= n).map(|row| row.t).unwrap();
+    assert!(at(8) - at(1) >= 7 * 30 * NS_PER_S, "scale-out is rate limited");
+    // After the burst the backlog drains and the pool shrinks again (cooldown 5 min).
+    assert!(rows.last().unwrap().instances < 8);
+    assert!(r.scaling.scale_ins > 0);
+    assert_eq!(r.ledger.completed, r.ledger.produced);
+}
+
+#[test]
+fn an_execution_over_the_time_limit_is_retried_then_dead_lettered_and_nothing_is_lost() {
+    // Consumption's default limit is 5 minutes; these handlers need 7.
+    let s = Scenario {
+        duration: 10 * NS_PER_S,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 1.0,
+            ..Default::default()
+        },
+        queue: QueueSpec { max_delivery_count: 3, ..QueueSpec::service_bus() },
+        consumer: ConsumerSpec {
+            concurrency: 16,
+            work: Dist::Const(7 * NS_PER_MIN),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::FunctionsConsumption,
+            scaling: ScalingSpec { min_instances: 1, max_instances: 1, ..Default::default() },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = go(&s);
+    assert_eq!(r.ledger.produced, 10);
+    assert_eq!(r.ledger.dead_lettered, 10, "{:?}", r.ledger);
+    assert_eq!(r.ledger.deliveries, 30);
+    assert_eq!(r.scaling.timeouts, 30);
+    assert_eq!(r.ledger.lost + r.ledger.in_flight + r.ledger.completed, 0);
+}
+
+#[test]
+fn webjob_background_load_slows_the_web_tier() {
+    let base = Scenario {
+        duration: 10 * NS_PER_MIN,
+        interval: NS_PER_MIN,
+        consumer: ConsumerSpec {
+            instances: 2,
+            concurrency: 4,
+            work: Dist::Const(100 * NS_PER_MS),
+            ..Default::default()
+        },
+        hosting: HostingSpec { plan: Plan::WebJob, cpu: 2.0, ..Default::default() },
+        ..Default::default()
+    };
+    let mut latencies = Vec::new();
+    for rate in [1.0, 10.0, 30.0] {
+        let mut s = base.clone();
+        s.workload.rate_per_s = rate;
+        let web = go(&s).web.expect("webjob reports its web tier");
+        latencies.push(web.latency_ms_mean);
+        assert!(web.latency_ms_mean >= web.latency_ms_alone);
+    }
+    assert!(latencies[0] < latencies[1] && latencies[1] < latencies[2], "{latencies:?}");
+}
