@@ -56,7 +56,8 @@ pub(crate) fn string(src: &Source<'_>, v: &S<Raw>, key: &str) -> Res<String> {
     }
 }
 
-/// One of `names`, with "did you mean" when the value is close to one.
+/// One of `names`, with "did you mean" when the value is close to one. The message names
+/// the last part of `key`: `unknown kind "crsh"`.
 pub(crate) fn choice<'c>(
     src: &Source<'_>,
     v: &S<Raw>,
@@ -65,7 +66,8 @@ pub(crate) fn choice<'c>(
 ) -> Res<&'c str> {
     let s = string(src, v, key)?;
     names.iter().find(|n| **n == s).copied().ok_or_else(|| {
-        src.at(v.span(), format!("unknown {key} {s:?}"))
+        let what = key.rsplit('.').next().unwrap_or(key);
+        src.at(v.span(), format!("unknown {what} {s:?}"))
             .expected_one_of(names)
             .did_you_mean(&s, names)
     })
@@ -196,11 +198,12 @@ pub(crate) fn duration_within(
         format_duration(min),
         format_duration(max),
     );
+    let range = match max {
+        Nanos::MAX => format!("at least {lo}"),
+        _ => format!("between {lo} and {hi}"),
+    };
     Err(src
-        .at(
-            v.span(),
-            format!("`{key}` must be between {lo} and {hi} (found {d})"),
-        )
+        .at(v.span(), format!("`{key}` must be {range} (found {d})"))
         .note(why))
 }
 
