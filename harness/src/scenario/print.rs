@@ -1,0 +1,210 @@
+//! [`to_toml`]: a resolved [`Scenario`] printed back as a scenario file, every value
+//! explicit, in the units the file format uses. Loading the output (from the same folder, so
+//! that trace and empirical files are found) gives back an equal `Scenario`.
+
+use super::diagnose::key_text;
+use sim::spec::{
+    Arrivals, ConsumerSpec, FaultKind, FaultSpec, QueueSpec, RetrySpec, Scenario, ServiceSpec,
+    WorkloadSpec,
+};
+use sim::time::{Nanos, format_duration};
+use std::fmt::Display;
+
+/// Prints `s` as a scenario file: the "resolved parameters" of reports and
+/// `sluice run --print-scenario`.
+pub fn to_toml(s: &Scenario) -> String {
+    let mut out = Out(String::new());
+    top(&mut out, s);
+    workload(&mut out, &s.workload);
+    out.table("api");
+    out.str("accept", &s.api.accept.to_string());
+    queue(&mut out, &s.queue);
+    consumer(&mut out, &s.consumer);
+    for (name, svc) in &s.services {
+        service(&mut out, name, svc);
+    }
+    if let Some(r) = &s.retry {
+        retry(&mut out, r);
+    }
+    for f in &s.faults {
+        fault(&mut out, f);
+    }
+    if !s.expect.is_empty() {
+        out.table("expect");
+        for e in &s.expect {
+            out.str(&key_text(&e.metric), &e.condition);
+        }
+    }
+    out.0
+}
+
+/// A TOML basic string with the escapes TOML requires.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The file being written.
+struct Out(String);
+
+impl Out {
+    fn line(&mut self, line: &str) {
+        self.0.push_str(line);
+        self.0.push('\n');
+    }
+
+    fn table(&mut self, header: &str) {
+        self.line(&format!("\n[{header}]"));
+    }
+
+    fn array_entry(&mut self, header: &str) {
+        self.line(&format!("\n[[{header}]]"));
+    }
+
+    fn raw(&mut self, key: &str, value: impl Display) {
+        self.line(&format!("{key} = {value}"));
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.raw(key, quote(value));
+    }
+
+    fn dur(&mut self, key: &str, ns: Nanos) {
+        self.str(key, &format_duration(ns));
+    }
+
+    fn rate(&mut self, key: &str, per_s: f64) {
+        self.str(key, &format!("{per_s}/s"));
+    }
+}
+
+fn top(out: &mut Out, s: &Scenario) {
+    out.str("name", &s.name);
+    out.str("description", &s.description);
+    out.raw("seed", s.seed);
+    out.dur("duration", s.duration);
+    match s.drain {
+        Some(d) => out.dur("drain", d),
+        None => out.line(&format!(
+            "# drain: until the system is empty, at most {}",
+            format_duration(Scenario::DRAIN_CAP)
+        )),
+    }
+    out.dur("warmup", s.warmup);
+    out.dur("interval", s.interval);
+    out.str("pattern", s.pattern.name());
+}
+
+fn workload(out: &mut Out, w: &WorkloadSpec) {
+    out.table("workload");
+    match &w.arrivals {
+        Arrivals::Constant => out.str("arrivals", "constant"),
+        Arrivals::Poisson => out.str("arrivals", "poisson"),
+        Arrivals::Trace { source, .. } => {
+            out.str("arrivals", "trace");
+            out.str("trace", source);
+        }
+    }
+    out.rate("rate", w.rate_per_s);
+    for p in &w.phases {
+        out.array_entry("workload.phases");
+        out.dur("from", p.from);
+        out.dur("to", p.to);
+        out.rate("rate", p.rate_per_s);
+    }
+    out.table("workload.classes");
+    for (name, weight) in &w.classes {
+        out.raw(&key_text(name), weight);
+    }
+}
+
+fn queue(out: &mut Out, q: &QueueSpec) {
+    out.table("queue");
+    out.str("kind", q.kind.name());
+    out.dur("visibility_timeout", q.visibility_timeout);
+    out.raw("max_delivery_count", q.max_delivery_count);
+    match q.ttl {
+        Some(ttl) => out.dur("ttl", ttl),
+        None => out.str("ttl", "never"),
+    }
+    out.raw("capacity", q.capacity);
+    out.dur("abandon_delay", q.abandon_delay);
+    out.dur("max_polling_interval", q.max_polling_interval);
+    match q.new_batch_threshold {
+        Some(n) => out.raw("new_batch_threshold", n),
+        None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
+    }
+}
+
+fn consumer(out: &mut Out, c: &ConsumerSpec) {
+    out.table("consumer");
+    out.raw("instances", c.instances);
+    out.raw("concurrency", c.concurrency);
+    out.raw("batch_size", c.batch_size);
+    out.str("work", &c.work.to_string());
+    let calls: Vec<String> = c.calls.iter().map(|n| quote(n)).collect();
+    out.raw("calls", format!("[{}]", calls.join(", ")));
+    out.dur("poll_interval", c.poll_interval);
+}
+
+fn service(out: &mut Out, name: &str, s: &ServiceSpec) {
+    out.table(&format!("services.{}", key_text(name)));
+    out.str("latency", &s.latency.to_string());
+    out.raw("error_rate", s.error_rate);
+    match s.timeout {
+        Some(t) => out.dur("timeout", t),
+        None => out.str("timeout", "never"),
+    }
+}
+
+fn retry(out: &mut Out, r: &RetrySpec) {
+    out.table("retry");
+    out.str("backoff", r.backoff.name());
+    out.dur("base", r.base);
+    out.dur("max_delay", r.max_delay);
+    out.raw("max_attempts", r.max_attempts);
+    out.raw("jitter", r.jitter);
+}
+
+fn fault(out: &mut Out, f: &FaultSpec) {
+    out.array_entry("faults");
+    out.str("kind", f.kind.name());
+    out.str("target", &f.target);
+    match f.kind {
+        FaultKind::Outage { from, to }
+        | FaultKind::Latency { from, to, .. }
+        | FaultKind::ErrorRate { from, to, .. } => {
+            out.dur("from", from);
+            out.dur("to", to);
+        }
+        FaultKind::Crash {
+            at,
+            instances,
+            restart_after,
+        } => {
+            out.dur("at", at);
+            out.raw("instances", instances);
+            match restart_after {
+                Some(r) => out.dur("restart_after", r),
+                None => out.str("restart_after", "never"),
+            }
+        }
+    }
+    match f.kind {
+        FaultKind::Latency { add, .. } => out.dur("add", add),
+        FaultKind::ErrorRate { error_rate, .. } => out.raw("error_rate", error_rate),
+        _ => {}
+    }
+}

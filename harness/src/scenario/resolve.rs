@@ -1,0 +1,377 @@
+//! [`ScenarioFile`] → [`Scenario`]: parse units, fill in defaults, check every value and
+//! every reference. The first problem found is the error, at the offending value.
+
+use super::error::Source;
+use super::faults;
+use super::file::{
+    ApiFile, ConsumerFile, Named, QueueFile, RetryFile, S, ScenarioFile, ServiceFile,
+};
+use super::file::{Raw, WorkloadFile};
+use super::values::*;
+use super::workload;
+use sim::spec::{
+    ApiSpec, Backoff, ConsumerSpec, Expectation, PatternKind, QueueKind, QueueSpec, RetrySpec,
+    Scenario, ServiceSpec, WorkloadSpec,
+};
+use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Services by name.
+pub(crate) type Services = BTreeMap<String, ServiceSpec>;
+
+/// The span that errors about the top level point at: line 1, column 1.
+const TOP: Range<usize> = 0..0;
+
+/// Checks and resolves a whole scenario.
+pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
+    let mut s = top_level(src, f)?;
+    let services = services(src, &f.services)?;
+    s.workload = workload_spec(src, f.workload.as_ref())?;
+    s.api = api(src, f.api.as_ref())?;
+    s.queue = queue(src, f.queue.as_ref())?;
+    s.consumer = consumer(src, f.consumer.as_ref(), s.queue.kind, &services)?;
+    s.services = services;
+    s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
+    s.faults = faults::faults(src, &f.faults, &s)?;
+    s.expect = expect(src, &f.expect)?;
+    Ok(s)
+}
+
+/// The top-level keys; the tables are left at their defaults.
+fn top_level(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
+    let at_top = || (TOP, "at the top level");
+    let d = Scenario::default();
+    let name = string(
+        src,
+        require(src, &f.name, "name", at_top(), "\"orders-burst\"")?,
+        "name",
+    )?;
+    if name.trim().is_empty() {
+        return Err(src.at(
+            f.name.as_ref().map_or(TOP, S::span),
+            "`name` must not be empty",
+        ));
+    }
+    let duration_v = require(src, &f.duration, "duration", at_top(), "\"1h\"")?;
+    let length = positive_duration(src, duration_v, "duration")?;
+    let pattern_v = require(
+        src,
+        &f.pattern,
+        "pattern",
+        at_top(),
+        "\"competing-consumers\"",
+    )?;
+    let names = PatternKind::ALL.map(PatternKind::name);
+    let pattern = PatternKind::from_name(choice(src, pattern_v, "pattern", &names)?);
+    let warmup = opt(&f.warmup, |v| duration(src, v, "warmup"))?.unwrap_or(d.warmup);
+    if warmup >= length {
+        let span = f.warmup.as_ref().map_or(TOP, S::span);
+        let msg = format!(
+            "`warmup` ({}) must be shorter than `duration` ({})",
+            format_duration(warmup),
+            format_duration(length)
+        );
+        return Err(src.at(span, msg).note("no message would be counted"));
+    }
+    Ok(Scenario {
+        name,
+        description: opt(&f.description, |v| string(src, v, "description"))?.unwrap_or_default(),
+        seed: opt(&f.seed, |v| seed(src, v))?.unwrap_or(d.seed),
+        duration: length,
+        drain: opt(&f.drain, |v| duration(src, v, "drain"))?,
+        warmup,
+        interval: opt(&f.interval, |v| positive_duration(src, v, "interval"))?
+            .unwrap_or(d.interval),
+        pattern: pattern.unwrap_or(d.pattern),
+        ..d
+    })
+}
+
+/// The seed: an integer from 0 to 2^64-1 (a string of digits is also taken).
+fn seed(src: &Source<'_>, v: &S<Raw>) -> Res<u64> {
+    match v.get_ref() {
+        Raw::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map_err(|_| {
+                src.at(
+                    v.span(),
+                    format!("`seed` must be at most {} (found {s})", u64::MAX),
+                )
+            })
+        }
+        _ => integer(src, v, "seed", 0..=u64::MAX.into()).map(|i| i as u64),
+    }
+}
+
+/// `[workload]`.
+fn workload_spec(src: &Source<'_>, w: Option<&S<WorkloadFile>>) -> Res<WorkloadSpec> {
+    match w {
+        None => Ok(WorkloadSpec::default()),
+        Some(w) => workload::workload(src, w),
+    }
+}
+
+/// `[api]`.
+fn api(src: &Source<'_>, a: Option<&S<ApiFile>>) -> Res<ApiSpec> {
+    let accept = a.and_then(|a| a.get_ref().accept.as_ref());
+    let accept = accept.map(|v| dist(src, v, "api.accept")).transpose()?;
+    Ok(ApiSpec {
+        accept: accept.unwrap_or(ApiSpec::default().accept),
+    })
+}
+
+/// The queue kinds, by scenario-file name.
+const QUEUE_KINDS: [&str; 2] = ["storage-queue", "service-bus"];
+
+/// `[queue]`: the kind's defaults, then the keys given.
+fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
+    let Some(q) = q.map(S::get_ref) else {
+        return Ok(QueueSpec::service_bus());
+    };
+    let mut spec = match opt(&q.kind, |v| choice(src, v, "queue.kind", &QUEUE_KINDS))? {
+        Some("storage-queue") => QueueSpec::storage_queue(),
+        _ => QueueSpec::service_bus(),
+    };
+    let (max_lock, why) = match spec.kind {
+        QueueKind::ServiceBus => (5 * NS_PER_MIN, "Service Bus locks last at most 5 minutes"),
+        QueueKind::StorageQueue => (
+            7 * NS_PER_DAY,
+            "storage queue visibility timeouts are 1s to 7d",
+        ),
+    };
+    let lock_min = if spec.kind == QueueKind::ServiceBus {
+        1
+    } else {
+        NS_PER_S
+    };
+    if let Some(v) = &q.visibility_timeout {
+        spec.visibility_timeout = duration_within(
+            src,
+            v,
+            "queue.visibility_timeout",
+            (lock_min, max_lock),
+            why,
+        )?;
+    }
+    if let Some(v) = &q.max_delivery_count {
+        spec.max_delivery_count = count(src, v, "queue.max_delivery_count", 1)?;
+    }
+    if let Some(v) = &q.ttl {
+        spec.ttl = duration_or_never(src, v, "queue.ttl")?;
+    }
+    if let Some(v) = &q.capacity {
+        spec.capacity = integer(src, v, "queue.capacity", 0..=u64::MAX.into())? as u64;
+    }
+    if let Some(v) = &q.abandon_delay {
+        spec.abandon_delay = duration(src, v, "queue.abandon_delay")?;
+    }
+    if let Some(v) = &q.max_polling_interval {
+        let why = "the Functions host polls at least every 100ms";
+        let key = "queue.max_polling_interval";
+        spec.max_polling_interval = duration_within(src, v, key, (100 * NS_PER_MS, u64::MAX), why)?;
+    }
+    spec.new_batch_threshold = opt(&q.new_batch_threshold, |v| {
+        count(src, v, "queue.new_batch_threshold", 0)
+    })?;
+    Ok(spec)
+}
+
+/// `[consumer]`; `batch_size` defaults by queue kind; `calls` must name services.
+fn consumer(
+    src: &Source<'_>,
+    c: Option<&S<ConsumerFile>>,
+    kind: QueueKind,
+    services: &Services,
+) -> Res<ConsumerSpec> {
+    let d = ConsumerSpec::default();
+    let batch_default = if kind == QueueKind::StorageQueue {
+        16
+    } else {
+        d.batch_size
+    };
+    let Some(c) = c.map(S::get_ref) else {
+        return Ok(ConsumerSpec {
+            batch_size: batch_default,
+            ..d
+        });
+    };
+    let batch_size = opt(&c.batch_size, |v| {
+        let max = if kind == QueueKind::StorageQueue {
+            32
+        } else {
+            u32::MAX.into()
+        };
+        let n = integer(src, v, "consumer.batch_size", 1..=max).map_err(|e| {
+            if max == 32 {
+                e.note("a storage queue receive returns at most 32 messages")
+            } else {
+                e
+            }
+        })?;
+        Ok(n as u32)
+    })?;
+    Ok(ConsumerSpec {
+        instances: opt(&c.instances, |v| count(src, v, "consumer.instances", 1))?
+            .unwrap_or(d.instances),
+        concurrency: opt(&c.concurrency, |v| count(src, v, "consumer.concurrency", 1))?
+            .unwrap_or(d.concurrency),
+        batch_size: batch_size.unwrap_or(batch_default),
+        work: opt(&c.work, |v| dist(src, v, "consumer.work"))?.unwrap_or(d.work),
+        calls: calls(src, c, services)?,
+        poll_interval: opt(&c.poll_interval, |v| {
+            positive_duration(src, v, "consumer.poll_interval")
+        })?
+        .unwrap_or(d.poll_interval),
+    })
+}
+
+/// `consumer.calls`: names of services, each defined in `[services]`.
+fn calls(src: &Source<'_>, c: &ConsumerFile, services: &Services) -> Res<Vec<String>> {
+    let Some(list) = &c.calls else {
+        return Ok(Vec::new());
+    };
+    let known: Vec<&str> = services.keys().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for (i, v) in list.get_ref().iter().enumerate() {
+        let key = format!("consumer.calls[{i}]");
+        out.push(service_name(src, v, &key, &known)?);
+    }
+    Ok(out)
+}
+
+/// A reference to a service: a string naming one of `known`.
+pub(crate) fn service_name(src: &Source<'_>, v: &S<Raw>, key: &str, known: &[&str]) -> Res<String> {
+    let name = string(src, v, key)?;
+    if known.contains(&name.as_str()) {
+        return Ok(name);
+    }
+    let e = src.at(v.span(), format!("unknown service `{name}` in `{key}`"));
+    if known.is_empty() {
+        return Err(e.note(format!(
+            "no services are defined: add a [services.{name}] table"
+        )));
+    }
+    Err(e.expected_one_of(known).did_you_mean(&name, known))
+}
+
+/// `[services.<name>]`.
+fn services(src: &Source<'_>, named: &Named<ServiceFile>) -> Res<Services> {
+    let mut out = Services::new();
+    let Some(table) = named else { return Ok(out) };
+    for (name, sf) in table.get_ref() {
+        if name.get_ref() == "consumer" || name.get_ref().is_empty() {
+            let why = "`consumer` names the consumer in fault targets; choose another service name";
+            return Err(src
+                .at(
+                    name.span(),
+                    format!("bad service name {:?}", name.get_ref()),
+                )
+                .note(why));
+        }
+        out.insert(
+            name.get_ref().clone(),
+            service(src, name.get_ref(), sf.get_ref())?,
+        );
+    }
+    Ok(out)
+}
+
+fn service(src: &Source<'_>, name: &str, sf: &ServiceFile) -> Res<ServiceSpec> {
+    let d = ServiceSpec::default();
+    let key = |k: &str| format!("services.{}.{k}", super::diagnose::key_text(name));
+    Ok(ServiceSpec {
+        latency: opt(&sf.latency, |v| dist(src, v, &key("latency")))?.unwrap_or(d.latency),
+        error_rate: opt(&sf.error_rate, |v| probability(src, v, &key("error_rate")))?
+            .unwrap_or(d.error_rate),
+        timeout: opt(&sf.timeout, |v| duration_or_never(src, v, &key("timeout")))?
+            .unwrap_or(d.timeout),
+    })
+}
+
+/// The backoff kinds, by scenario-file name.
+const BACKOFFS: [Backoff; 4] = [
+    Backoff::Constant,
+    Backoff::Linear,
+    Backoff::Exponential,
+    Backoff::DecorrelatedJitter,
+];
+
+/// `[retry]`: `RetrySpec::default()` overridden by the keys given.
+fn retry(src: &Source<'_>, r: &S<RetryFile>) -> Res<RetrySpec> {
+    let f = r.get_ref();
+    let d = RetrySpec::default();
+    let names = BACKOFFS.map(Backoff::name);
+    let backoff = opt(&f.backoff, |v| choice(src, v, "retry.backoff", &names))?
+        .and_then(|n| BACKOFFS.into_iter().find(|b| b.name() == n));
+    let spec = RetrySpec {
+        backoff: backoff.unwrap_or(d.backoff),
+        base: opt(&f.base, |v| positive_duration(src, v, "retry.base"))?.unwrap_or(d.base),
+        max_delay: opt(&f.max_delay, |v| {
+            positive_duration(src, v, "retry.max_delay")
+        })?
+        .unwrap_or(d.max_delay),
+        max_attempts: opt(&f.max_attempts, |v| count(src, v, "retry.max_attempts", 0))?
+            .unwrap_or(d.max_attempts),
+        jitter: opt(&f.jitter, |v| boolean(src, v, "retry.jitter"))?.unwrap_or(d.jitter),
+    };
+    if spec.max_delay < spec.base {
+        let span = f
+            .max_delay
+            .as_ref()
+            .or(f.base.as_ref())
+            .map_or(r.span(), S::span);
+        let (cap, base) = (format_duration(spec.max_delay), format_duration(spec.base));
+        return Err(src.at(
+            span,
+            format!("`retry.max_delay` ({cap}) must not be below `retry.base` ({base})"),
+        ));
+    }
+    Ok(spec)
+}
+
+/// `[expect]`, in file order (then `--set` order).
+fn expect(src: &Source<'_>, named: &Named<Raw>) -> Res<Vec<Expectation>> {
+    let Some(table) = named else {
+        return Ok(Vec::new());
+    };
+    let mut entries: Vec<_> = table.get_ref().iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+        .into_iter()
+        .map(|(metric, v)| expectation(src, metric, v))
+        .collect()
+}
+
+fn expectation(src: &Source<'_>, metric: &S<String>, v: &S<Raw>) -> Res<Expectation> {
+    let name = metric.get_ref();
+    if name.trim().is_empty() {
+        return Err(src.at(
+            metric.span(),
+            "an [expect] key must name a summary metric, e.g. \"messages.lost\"",
+        ));
+    }
+    let key = format!("expect.{}", super::diagnose::key_text(name));
+    let condition = match v.get_ref() {
+        Raw::Str(s) => s.clone(),
+        Raw::Int(_) | Raw::Float(_) => {
+            let n = v
+                .get_ref()
+                .describe()
+                .replace("integer ", "")
+                .replace("float ", "");
+            let what = "a condition like \"<= 10\"";
+            return Err(wrong_type(src, v, &key, what).suggest_value(Some(&format!("== {n}"))));
+        }
+        _ => return Err(wrong_type(src, v, &key, "a condition like \"<= 10\"")),
+    };
+    let (op, threshold) = super::units::parse_condition(name, &condition).map_err(|e| {
+        src.at(v.span(), e.message)
+            .suggest_value(e.suggestion.as_deref())
+    })?;
+    Ok(Expectation {
+        metric: name.clone(),
+        op,
+        threshold,
+        condition,
+    })
+}
