@@ -42,6 +42,9 @@ pub(crate) struct ScenarioFile {
     pub services: Named<ServiceFile>,
     pub retry: Option<S<RetryFile>>,
     pub faults: List<FaultFile>,
+    pub scaling: Option<S<ScalingFile>>,
+    pub web: Option<S<WebFile>>,
+    pub cost: Option<S<CostFile>>,
     pub expect: Named<Raw>,
 }
 
@@ -84,6 +87,7 @@ pub(crate) struct QueueFile {
     pub abandon_delay: Field,
     pub max_polling_interval: Field,
     pub new_batch_threshold: Field,
+    pub lock_renewal: Field,
 }
 
 /// `[consumer]`.
@@ -96,6 +100,88 @@ pub(crate) struct ConsumerFile {
     pub work: Field,
     pub calls: List<Raw>,
     pub poll_interval: Field,
+    pub hosting: Field,
+    pub memory: Field,
+    pub cpu: Field,
+    pub execution_timeout: Field,
+}
+
+/// `[scaling]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScalingFile {
+    pub min_instances: Field,
+    pub max_instances: Field,
+    pub target_per_instance: Field,
+    pub polling_interval: Field,
+    pub cooldown: Field,
+    pub scale_out_step: Field,
+    pub cold_start: Field,
+    pub prewarmed: Field,
+}
+
+/// `[web]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebFile {
+    pub rate: Field,
+    pub cpu_per_request: Field,
+    pub handler_cpu_share: Field,
+}
+
+/// `[cost]`: the table to use, the free grant, and any rate overridden by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CostFile {
+    pub pricing: Field,
+    pub free_grant: Field,
+    pub consumption_gb_s_usd: Field,
+    pub consumption_per_million_executions_usd: Field,
+    pub gb_second_usd: Field,
+    pub per_million_executions_usd: Field,
+    pub flex_on_demand_gb_s_usd: Field,
+    pub flex_per_million_executions_usd: Field,
+    pub flex_always_ready_baseline_gb_s_usd: Field,
+    pub flex_always_ready_execution_gb_s_usd: Field,
+    pub premium_vcpu_s_usd: Field,
+    pub premium_gb_s_usd: Field,
+    pub aca_vcpu_s_usd: Field,
+    pub aca_gib_s_usd: Field,
+    pub worker_instance_hour_usd: Field,
+    pub service_bus_per_million_operations_usd: Field,
+    pub storage_queue_per_10k_operations_usd: Field,
+    pub free_consumption_executions: Field,
+    pub free_consumption_gb_s: Field,
+    pub free_aca_vcpu_s: Field,
+    pub free_aca_gib_s: Field,
+}
+
+impl CostFile {
+    /// The rate overrides, by rate name (`gb_second_usd` and `per_million_executions_usd`
+    /// are design.md's names for the Consumption rates).
+    pub(crate) fn overrides(&self) -> [(&'static str, &Field); 19] {
+        [
+            ("consumption_gb_s_usd", &self.consumption_gb_s_usd),
+            ("consumption_per_million_executions_usd", &self.consumption_per_million_executions_usd),
+            ("gb_second_usd", &self.gb_second_usd),
+            ("per_million_executions_usd", &self.per_million_executions_usd),
+            ("flex_on_demand_gb_s_usd", &self.flex_on_demand_gb_s_usd),
+            ("flex_per_million_executions_usd", &self.flex_per_million_executions_usd),
+            ("flex_always_ready_baseline_gb_s_usd", &self.flex_always_ready_baseline_gb_s_usd),
+            ("flex_always_ready_execution_gb_s_usd", &self.flex_always_ready_execution_gb_s_usd),
+            ("premium_vcpu_s_usd", &self.premium_vcpu_s_usd),
+            ("premium_gb_s_usd", &self.premium_gb_s_usd),
+            ("aca_vcpu_s_usd", &self.aca_vcpu_s_usd),
+            ("aca_gib_s_usd", &self.aca_gib_s_usd),
+            ("worker_instance_hour_usd", &self.worker_instance_hour_usd),
+            ("service_bus_per_million_operations_usd", &self.service_bus_per_million_operations_usd),
+            ("storage_queue_per_10k_operations_usd", &self.storage_queue_per_10k_operations_usd),
+            ("free_consumption_executions", &self.free_consumption_executions),
+            ("free_consumption_gb_s", &self.free_consumption_gb_s),
+            ("free_aca_vcpu_s", &self.free_aca_vcpu_s),
+            ("free_aca_gib_s", &self.free_aca_gib_s),
+        ]
+    }
 }
 
 /// `[services.<name>]`.

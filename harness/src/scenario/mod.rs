@@ -35,6 +35,7 @@ mod diagnose;
 mod error;
 mod faults;
 mod file;
+mod hosting;
 mod print;
 mod resolve;
 mod set;

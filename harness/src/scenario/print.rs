@@ -4,8 +4,8 @@
 
 use super::diagnose::key_text;
 use sim::spec::{
-    Arrivals, ConsumerSpec, FaultKind, FaultSpec, QueueSpec, RetrySpec, Scenario, ServiceSpec,
-    WorkloadSpec,
+    Arrivals, ConsumerSpec, CostSpec, FaultKind, FaultSpec, HostingSpec, Plan, Pricing,
+    QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -20,6 +20,7 @@ pub fn to_toml(s: &Scenario) -> String {
     out.str("accept", &s.api.accept.to_string());
     queue(&mut out, &s.queue);
     consumer(&mut out, &s.consumer);
+    hosting(&mut out, &s.hosting);
     for (name, svc) in &s.services {
         service(&mut out, name, svc);
     }
@@ -29,6 +30,7 @@ pub fn to_toml(s: &Scenario) -> String {
     for f in &s.faults {
         fault(&mut out, f);
     }
+    cost(&mut out, &s.cost);
     if !s.expect.is_empty() {
         out.table("expect");
         for e in &s.expect {
@@ -142,6 +144,7 @@ fn queue(out: &mut Out, q: &QueueSpec) {
     out.raw("capacity", q.capacity);
     out.dur("abandon_delay", q.abandon_delay);
     out.dur("max_polling_interval", q.max_polling_interval);
+    out.dur("lock_renewal", q.lock_renewal);
     match q.new_batch_threshold {
         Some(n) => out.raw("new_batch_threshold", n),
         None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
@@ -157,6 +160,52 @@ fn consumer(out: &mut Out, c: &ConsumerSpec) {
     let calls: Vec<String> = c.calls.iter().map(|n| quote(n)).collect();
     out.raw("calls", format!("[{}]", calls.join(", ")));
     out.dur("poll_interval", c.poll_interval);
+}
+
+/// The rest of `[consumer]` (hosting keys), then `[scaling]` and `[web]` where they apply.
+fn hosting(out: &mut Out, h: &HostingSpec) {
+    out.str("hosting", h.plan.name());
+    out.str("memory", &format!("{}MB", h.memory_mb));
+    out.raw("cpu", format!("{:?}", h.cpu));
+    match h.execution_timeout {
+        Some(t) => out.dur("execution_timeout", t),
+        None => out.line(&format!(
+            "# execution_timeout: the plan's default ({})",
+            h.plan.default_execution_timeout().map_or("none".into(), format_duration)
+        )),
+    }
+    if h.plan.elastic() {
+        let s = &h.scaling;
+        out.table("scaling");
+        out.raw("min_instances", s.min_instances);
+        out.raw("max_instances", s.max_instances);
+        match s.target_per_instance {
+            Some(t) => out.raw("target_per_instance", t),
+            None => out.line("# target_per_instance: the trigger's own (the default)"),
+        }
+        out.dur("polling_interval", s.polling_interval);
+        out.dur("cooldown", s.cooldown);
+        out.dur("scale_out_step", s.scale_out_step);
+        out.str("cold_start", &s.cold_start.to_string());
+        out.raw("prewarmed", s.prewarmed);
+    }
+    if h.plan == Plan::WebJob {
+        out.table("web");
+        out.rate("rate", h.web.rate_per_s);
+        out.dur("cpu_per_request", h.web.cpu_per_request);
+        out.raw("handler_cpu_share", format!("{:?}", h.web.handler_cpu_share));
+    }
+}
+
+/// `[cost]` with every rate written out, so the printed scenario bills the same.
+fn cost(out: &mut Out, c: &CostSpec) {
+    out.table("cost");
+    out.str("pricing", &c.pricing.name);
+    out.raw("free_grant", c.free_grant);
+    for rate in Pricing::RATES {
+        let value = c.pricing.get(rate).expect("a known rate");
+        out.raw(rate, format!("{value:?}"));
+    }
 }
 
 fn service(out: &mut Out, name: &str, s: &ServiceSpec) {

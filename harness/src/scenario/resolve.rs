@@ -31,6 +31,9 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.api = api(src, f.api.as_ref())?;
     s.queue = queue(src, f.queue.as_ref())?;
     s.consumer = consumer(src, f.consumer.as_ref(), s.queue.kind, &services)?;
+    s.hosting =
+        super::hosting::hosting(src, f.consumer.as_ref(), f.scaling.as_ref(), f.web.as_ref())?;
+    s.cost = super::hosting::cost(src, f.cost.as_ref())?;
     s.services = services;
     s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
     s.faults = faults::faults(src, &f.faults, &s)?;
@@ -169,6 +172,9 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
         let why = "the Functions host polls at least every 100ms";
         let key = "queue.max_polling_interval";
         spec.max_polling_interval = duration_within(src, v, key, (100 * NS_PER_MS, u64::MAX), why)?;
+    }
+    if let Some(v) = &q.lock_renewal {
+        spec.lock_renewal = duration(src, v, "queue.lock_renewal")?;
     }
     spec.new_batch_threshold = opt(&q.new_batch_threshold, |v| {
         count(src, v, "queue.new_batch_threshold", 0)

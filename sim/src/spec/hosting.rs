@@ -290,7 +290,22 @@ impl Pricing {
 
     /// Sets a rate by its file name; false if there is no such rate.
     pub fn set(&mut self, rate: &str, value: f64) -> bool {
-        let slot = match rate {
+        match self.rate_mut(rate) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A rate by its file name.
+    pub fn get(&self, rate: &str) -> Option<f64> {
+        self.clone().rate_mut(rate).map(|v| *v)
+    }
+
+    fn rate_mut(&mut self, rate: &str) -> Option<&mut f64> {
+        Some(match rate {
             "consumption_gb_s_usd" | "gb_second_usd" => &mut self.consumption_gb_s,
             "consumption_per_million_executions_usd" | "per_million_executions_usd" => {
                 &mut self.consumption_per_million
@@ -310,10 +325,8 @@ impl Pricing {
             "free_consumption_gb_s" => &mut self.free_consumption_gb_s,
             "free_aca_vcpu_s" => &mut self.free_aca_vcpu_s,
             "free_aca_gib_s" => &mut self.free_aca_gib_s,
-            _ => return false,
-        };
-        *slot = value;
-        true
+            _ => return None,
+        })
     }
 }
 
