@@ -42,7 +42,7 @@ th{color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;le
 th.l,td.l{text-align:left}
 tr:last-child td{border-bottom:0}
 tr.ok td{background:var(--okbg)}tr.bad td{background:var(--badbg)}
-td.verdict{font-weight:700;width:64px}tr.ok td.verdict{color:var(--ok)}tr.bad td.verdict{color:var(--bad)}
+td.verdict{font-weight:700;width:90px;white-space:nowrap}tr.ok td.verdict{color:var(--ok)}tr.bad td.verdict{color:var(--bad)}
 code{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:13px}
 .better{background:var(--okbg);color:var(--ok)}.worse{background:var(--badbg);color:var(--bad)}
 .delta{display:block;font-size:12px}
@@ -54,7 +54,7 @@ figure.chart svg{width:100%;height:auto;display:block}
 min-width:3px}
 pre.toml{background:#f8fafc;border:1px solid var(--line);padding:12px 14px;border-radius:8px;
 overflow-x:auto;font-size:13px;line-height:1.45;margin:0}
-.ok-text{color:var(--ok)}.bad-text{color:var(--bad)}
+.muted{color:var(--muted)}.ok-text{color:var(--ok)}.bad-text{color:var(--bad)}
 footer{color:var(--muted);font-size:12px;margin-top:22px;text-align:center}
 @media (max-width:760px){.cards{grid-template-columns:repeat(2,1fr)}.grid2{grid-template-columns:1fr}}
 "#;
@@ -70,6 +70,19 @@ pub(crate) fn esc(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Turns `backtick` spans of escaped text into `<code>` elements.
+fn code_spans(escaped: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{part}</code>");
+        } else {
+            out.push_str(part);
         }
     }
     out
@@ -237,8 +250,22 @@ fn expectations(r: &RunReport, out: &mut String) {
             ("bad", "✗ FAIL")
         };
         let actual = match (&e.actual, &e.error) {
+            (Some(a), _) if e.metric.ends_with("_ms") => {
+                format!(
+                    "{} <span class=\"muted\">({})</span>",
+                    esc(&float(*a, 3)),
+                    esc(&ms(*a))
+                )
+            }
+            (Some(a), _) if e.metric.ends_with("_s") => {
+                format!(
+                    "{} <span class=\"muted\">({})</span>",
+                    esc(&float(*a, 3)),
+                    esc(&secs(*a))
+                )
+            }
             (Some(a), _) => esc(&float(*a, 3)),
-            (None, Some(err)) => esc(err),
+            (None, Some(err)) => code_spans(&esc(err)),
             (None, None) => "–".into(),
         };
         let _ = writeln!(
@@ -350,7 +377,7 @@ fn more(r: &RunReport, out: &mut String) {
         );
     }
     for (k, v) in &s.extra {
-        row(k.clone(), float(*v, 3));
+        row(format!("extra: {k}"), float(*v, 3));
     }
     out.push_str("</table>\n</section>\n");
 }

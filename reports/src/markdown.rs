@@ -26,9 +26,9 @@ pub fn report(r: &RunReport) -> String {
     }
     let e2e = s.latency("end_to_end");
     let drain = if s.drained {
-        dur(s.drain_s)
+        secs(s.drain_s)
     } else {
-        format!("not drained ({})", dur(s.drain_s))
+        format!("not drained ({})", secs(s.drain_s))
     };
     out.push_str("| throughput | p50 | p99 | p99.9 | max | backlog peak | drain |\n");
     out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -162,7 +162,7 @@ fn faults(faults: &[FaultWindow], out: &mut String) {
         };
         let length = f
             .to_s
-            .map(|to| format!(", {}", secs(to - f.from_s)))
+            .map(|to| format!(", {}", dur(to - f.from_s)))
             .unwrap_or_default();
         let _ = writeln!(
             out,

@@ -32,7 +32,7 @@ pub fn summary(r: &RunReport) -> String {
         "run",
         secs(s.sim_time_s),
         dur(s.duration_s),
-        dur(s.drain_s)
+        secs(s.drain_s)
     );
     let _ = writeln!(
         out,

@@ -128,13 +128,7 @@ fn spectrum_matches_the_histograms_and_summary() {
         // The summary's p50/p99 sit between the spectrum points around x = log10(2) and 2.
         let sum = &r.summary.latency[&s.label];
         for (x, q) in [(2f64.log10(), sum.p50_ms), (2.0, sum.p99_ms)] {
-            let below = s
-                .points
-                .iter()
-                .filter(|p| p.0 <= x + 1e-9)
-                .last()
-                .unwrap()
-                .1;
+            let below = s.points.iter().rfind(|p| p.0 <= x + 1e-9).unwrap().1;
             let above = s.points.iter().find(|p| p.0 >= x - 1e-9).unwrap().1;
             assert!(
                 below <= q + 1e-3 && q <= above + 1e-3,

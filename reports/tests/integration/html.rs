@@ -24,7 +24,7 @@ fn page_is_self_contained_and_complete() -> TestResult {
         "<pre class=\"toml\">name = &quot;orders-outage&quot;",
         "FAIL 2/4",
         "<code>messages.dead_lettered</code>",
-        "did you mean `latency.end_to_end.p99_ms`?",
+        "did you mean <code>latency.end_to_end.p99_ms</code>?",
         "Message ledger",
         "every produced message is accounted for",
         "Fault timeline",
