@@ -199,6 +199,39 @@ impl Summary {
         }
     }
 
+    /// The shape of the summary a run of `scenario` will have, with zero values: for checking
+    /// `[expect]` paths before running ([`crate::expect::check_metric`]). `latency` and `extra`
+    /// name the histograms and counters the pattern records (the engine decides them, e.g.
+    /// `["end_to_end", "queue_wait", "handler"]`); services come from the scenario.
+    pub fn skeleton(scenario: &Scenario, latency: &[&str], extra: &[&str]) -> Summary {
+        let results = RunResults {
+            scenario: scenario.name.clone(),
+            pattern: scenario.pattern.name().to_string(),
+            seed: scenario.seed,
+            sim_time: 0,
+            drained: true,
+            ledger: sim::results::Ledger::default(),
+            latency: latency
+                .iter()
+                .map(|n| (n.to_string(), Latency::new(0)))
+                .collect(),
+            backlog_peak: 0,
+            backlog_mean: 0.0,
+            in_system_mean: 0.0,
+            services: scenario
+                .services
+                .keys()
+                .map(|k| (k.clone(), Default::default()))
+                .collect(),
+            queue_operations: 0,
+            extra: extra.iter().map(|k| (k.to_string(), 0.0)).collect(),
+            timeseries: Vec::new(),
+            interval: scenario.interval,
+            faults: Vec::new(),
+        };
+        Summary::new(scenario, &results)
+    }
+
     /// The summary as a JSON value (what `[expect]` paths are looked up in).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a summary always serializes")

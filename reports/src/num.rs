@@ -103,14 +103,19 @@ pub(crate) fn dur(s: f64) -> String {
     sim::time::format_duration((s.max(0.0) * 1e9).round() as u64)
 }
 
-/// A signed percentage change, `+12.5%`; `n/a` when the base is zero.
+/// A signed percentage change, `+12.5%`, `−3%` (a real minus sign); `n/a` when the base is 0.
 pub(crate) fn pct(delta: Option<f64>) -> String {
     match delta {
-        Some(p) => format!(
-            "{}{}%",
-            if p > 0.0 { "+" } else { "" },
-            float(round_dp(p, 1), 1)
-        ),
+        Some(p) => {
+            let sign = if p > 0.0 {
+                "+"
+            } else if p < 0.0 {
+                "−"
+            } else {
+                "±"
+            };
+            format!("{sign}{}%", float(round_dp(p.abs(), 1), 1))
+        }
         None => "n/a".to_string(),
     }
 }
@@ -140,7 +145,7 @@ mod tests {
         assert_eq!(ms(125_000.0), "2m 5s");
         assert_eq!(secs(3720.0), "1h 2m");
         assert_eq!(pct(Some(12.54)), "+12.5%");
-        assert_eq!(pct(Some(-3.0)), "-3%");
+        assert_eq!(pct(Some(-3.0)), "−3%");
         assert_eq!(pct(None), "n/a");
     }
 }

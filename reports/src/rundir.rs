@@ -58,6 +58,32 @@ impl Formats {
     }
 }
 
+impl std::str::FromStr for Formats {
+    type Err = String;
+
+    /// A comma-separated list of `html`, `md`, `png`, `svg`, or `all` / `none`:
+    /// `"html,md"`. Unknown names are an error that lists the valid ones.
+    fn from_str(s: &str) -> Result<Formats, String> {
+        let mut f = Formats::data_only();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "html" => f.html = true,
+                "md" => f.md = true,
+                "png" => f.png = true,
+                "svg" => f.svg = true,
+                "all" => f = Formats::all(),
+                "none" => f = Formats::data_only(),
+                other => {
+                    return Err(format!(
+                        "unknown report format `{other}` (expected html, md, png, svg, all or none)"
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
 impl Default for Formats {
     /// Everything.
     fn default() -> Formats {

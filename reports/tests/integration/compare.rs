@@ -86,7 +86,7 @@ fn writes_deterministic_files_from_finished_run_dirs() -> TestResult {
     }
     let md = std::fs::read_to_string(a.join("compare.md"))?;
     assert!(
-        md.contains("| backlog peak | 1,012 | 300 (−712, -70.4%) 🟢 |"),
+        md.contains("| backlog peak | 1,012 | 300 (−712, −70.4%) 🟢 |"),
         "{md}"
     );
     let html = std::fs::read_to_string(a.join("compare.html"))?;

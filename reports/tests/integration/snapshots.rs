@@ -127,3 +127,40 @@ fn hgrm() {
         &reports::hist::to_hgrm(&r.histograms["end_to_end"]),
     );
 }
+
+#[test]
+fn skeleton_validates_expect_paths_before_a_run() {
+    let v = reports::Summary::skeleton(&fixture::scenario(), &["end_to_end", "handler"], &[])
+        .to_value();
+    assert!(reports::expect::check_metric(&v, "latency.handler.p99_ms").is_ok());
+    assert!(reports::expect::check_metric(&v, "services.payments.errors").is_ok());
+    let err = reports::expect::check_metric(&v, "services.payment.errors").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("did you mean `services.payments.errors`"),
+        "{err}"
+    );
+    assert_eq!(v["scenario"], "orders-outage");
+}
+
+#[test]
+fn formats_parse_from_the_command_line() {
+    use reports::Formats;
+    assert_eq!(
+        "html,md".parse::<Formats>().unwrap(),
+        Formats {
+            html: true,
+            md: true,
+            png: false,
+            svg: false
+        }
+    );
+    assert_eq!("all".parse::<Formats>().unwrap(), Formats::all());
+    assert_eq!("".parse::<Formats>().unwrap(), Formats::data_only());
+    assert!(
+        "pdf"
+            .parse::<Formats>()
+            .unwrap_err()
+            .contains("unknown report format `pdf`")
+    );
+}
