@@ -212,7 +212,7 @@ fn same_again(scenario: &Scenario, first: &RunReport, replay: &str) -> bool {
         reports::timeseries::write_csv(&r.timeseries, &mut v).map(|_| v).ok()
     };
     let same_summary = first.summary.to_json() == second.summary.to_json();
-    let same_series = csv(first) == csv(second);
+    let same_series = csv(first) == csv(&second);
     if same_summary && same_series {
         eprintln!("determinism: a second run gave byte-identical summary.json and timeseries.csv");
         true

@@ -121,6 +121,13 @@ pub struct Summary {
     pub services: BTreeMap<String, ServiceSummary>,
     /// Broker operations.
     pub queue: QueueSummary,
+    /// The hosting plan and what its autoscaler did.
+    pub hosting: HostingSummary,
+    /// The bill [USD].
+    pub cost: CostSummary,
+    /// The web tier sharing a WebJob's instances (WebJob plans only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebSummary>,
     /// Pattern-specific counters by dotted name.
     pub extra: BTreeMap<String, f64>,
     /// `[expect]` results, in file order.
@@ -190,6 +197,23 @@ impl Summary {
             queue: QueueSummary {
                 operations: r.queue_operations,
             },
+            hosting: HostingSummary {
+                plan: r.hosting.clone(),
+                instances_peak: r.scaling.instances_peak,
+                instances_mean: round_dp(r.scaling.instances_mean, 3),
+                scale_outs: r.scaling.scale_outs,
+                scale_ins: r.scaling.scale_ins,
+                cold_starts: r.scaling.cold_starts,
+                timeouts: r.scaling.timeouts,
+            },
+            cost: CostSummary::new(&r.cost, l.completed),
+            web: r.web.map(|w| WebSummary {
+                latency_ms_mean: round_dp(w.latency_ms_mean, 3),
+                latency_ms_peak: round_dp(w.latency_ms_peak, 3),
+                latency_ms_alone: round_dp(w.latency_ms_alone, 3),
+                added_ms_mean: round_dp(w.latency_ms_mean - w.latency_ms_alone, 3),
+                background_cpu_peak: round_dp(w.background_cpu_peak, 4),
+            }),
             extra: r
                 .extra
                 .iter()
@@ -228,6 +252,10 @@ impl Summary {
             timeseries: Vec::new(),
             interval: scenario.interval,
             faults: Vec::new(),
+            hosting: scenario.hosting.plan.name().to_string(),
+            cost: Default::default(),
+            scaling: Default::default(),
+            web: (scenario.hosting.plan == sim::spec::Plan::WebJob).then(Default::default),
         };
         Summary::new(scenario, &results)
     }
@@ -400,6 +428,87 @@ pub struct QueueSummary {
     pub operations: u64,
 }
 
+/// The hosting plan and its autoscaler [instances, events].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostingSummary {
+    /// `worker`, `functions-consumption`, `functions-flex`, `functions-premium`, `aca-job`
+    /// or `webjob`.
+    pub plan: String,
+    /// Most instances (or job replicas) allocated at once.
+    pub instances_peak: u32,
+    /// Time-averaged instances allocated (3 decimals).
+    pub instances_mean: f64,
+    /// Instances added after the start (scale-outs; job executions started).
+    pub scale_outs: u64,
+    /// Instances removed by scale-in.
+    pub scale_ins: u64,
+    /// Instances that paid a cold start.
+    pub cold_starts: u64,
+    /// Executions killed at the plan's execution-time limit.
+    pub timeouts: u64,
+}
+
+/// The bill [USD, 6 decimals], by the plan's billing rules (docs/output-format.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostSummary {
+    /// The pricing table (`azure-payg`).
+    pub pricing: String,
+    /// Everything.
+    pub total_usd: f64,
+    /// Instance, replica or GB-second charges.
+    pub compute_usd: f64,
+    /// Per-execution charges.
+    pub executions_usd: f64,
+    /// Broker operations.
+    pub messaging_usd: f64,
+    /// GPU-seconds.
+    pub gpu_usd: f64,
+    /// `total_usd` per million completed messages; `null` when none completed.
+    pub per_million_messages_usd: Option<f64>,
+    /// Handler executions billed or counted.
+    pub executions: u64,
+    /// Instance (or replica) seconds allocated (3 decimals).
+    pub instance_seconds: f64,
+    /// vCPU-seconds billed (3 decimals).
+    pub vcpu_seconds: f64,
+    /// GB-seconds billed (3 decimals).
+    pub gb_seconds: f64,
+}
+
+impl CostSummary {
+    fn new(c: &sim::results::CostResults, completed: u64) -> CostSummary {
+        CostSummary {
+            pricing: c.pricing.clone(),
+            total_usd: round_dp(c.total_usd, 6),
+            compute_usd: round_dp(c.compute_usd, 6),
+            executions_usd: round_dp(c.executions_usd, 6),
+            messaging_usd: round_dp(c.messaging_usd, 6),
+            gpu_usd: round_dp(c.gpu_usd, 6),
+            per_million_messages_usd: (completed > 0)
+                .then(|| round_dp(c.total_usd / completed as f64 * 1e6, 4)),
+            executions: c.executions,
+            instance_seconds: round_dp(c.instance_seconds, 3),
+            vcpu_seconds: round_dp(c.vcpu_seconds, 3),
+            gb_seconds: round_dp(c.gb_seconds, 3),
+        }
+    }
+}
+
+/// The web tier sharing a WebJob's instances [ms] (an M/G/1 processor-sharing estimate).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebSummary {
+    /// Mean web response time over the run.
+    pub latency_ms_mean: f64,
+    /// The worst interval's mean web response time.
+    pub latency_ms_peak: f64,
+    /// Web response time with no background work.
+    pub latency_ms_alone: f64,
+    /// What background work added on average: `latency_ms_mean - latency_ms_alone`.
+    pub added_ms_mean: f64,
+    /// Highest share of the instances' CPU taken by background handlers in an interval.
+    pub background_cpu_peak: f64,
+}
+
 /// One row of `timeseries.csv`: what happened in the interval that ends at `t_s`. Column order
 /// is design.md's first, then the extras.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -428,6 +537,12 @@ pub struct TimeseriesRow {
     pub latency_p50_ms: f64,
     /// 99th percentile of the same [ms]; 0 if none.
     pub latency_p99_ms: f64,
+    /// Cost accrued since the start of the run [USD, 6 decimals].
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// Mean web-tier response time in the interval (WebJob plans) [ms]; 0 otherwise.
+    #[serde(default)]
+    pub web_latency_ms: f64,
 }
 
 impl From<&sim::results::IntervalRow> for TimeseriesRow {
@@ -445,6 +560,8 @@ impl From<&sim::results::IntervalRow> for TimeseriesRow {
             rejected: r.rejected,
             latency_p50_ms: ns_to_ms(r.latency_p50_ns),
             latency_p99_ms: ns_to_ms(r.latency_p99_ns),
+            cost_usd: round_dp(r.cost_usd, 6),
+            web_latency_ms: ns_to_ms(r.web_latency_ns),
         }
     }
 }

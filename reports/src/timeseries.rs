@@ -4,7 +4,7 @@ use crate::model::TimeseriesRow;
 use std::io;
 
 /// The CSV header, design.md's columns first.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 14] = [
     "t_s",
     "arrivals",
     "completed",
@@ -17,6 +17,8 @@ pub const COLUMNS: [&str; 12] = [
     "rejected",
     "latency_p50_ms",
     "latency_p99_ms",
+    "cost_usd",
+    "web_latency_ms",
 ];
 
 /// Writes the rows as CSV with a header (also when there are no rows).
