@@ -357,11 +357,11 @@ fn more(r: &RunReport, out: &mut String) {
     let l = &s.little;
     let ratio = l.ratio.map_or("–".to_string(), |x| float(x, 3));
     row(
-        "Little: L vs λW (ratio)".into(),
+        "Little's law: L · λW · L/λW".into(),
         format!(
-            "{} vs {} ({ratio})",
-            float(l.mean_in_system, 3),
-            float(l.lambda_w, 3)
+            "{} · {} · {ratio}",
+            float(l.mean_in_system, 2),
+            float(l.lambda_w, 2)
         ),
     );
     row("queue operations".into(), count(s.queue.operations));
