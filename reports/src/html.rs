@@ -222,7 +222,7 @@ fn cards(r: &RunReport, out: &mut String) {
     out.push_str(&card("end-to-end p99.9", &ms(e2e.p999_ms), false));
     out.push_str(&card("backlog peak", &count(s.backlog.peak), false));
     let drain = if s.drained {
-        dur(s.drain_s)
+        secs(s.drain_s)
     } else {
         "not drained".into()
     };
