@@ -5,7 +5,7 @@ use crate::charts::{self, Chart};
 use crate::error::ReportError;
 use crate::markdown::fault_when;
 use crate::model::RunReport;
-use crate::num::{count, dur, float, ms, secs};
+use crate::num::{count, float, ms, secs};
 use crate::text::latency_names;
 use std::fmt::Write as _;
 
