@@ -2,7 +2,7 @@
 //!
 //! Keeping the plotted series as plain numbers lets tests check that a chart shows exactly what
 //! `timeseries.csv` and `summary.json` say, and lets the SVG/PNG renderers stay small.
-//! [`svg`] and [`png`] draw a chart with plotters (fonts: DejaVu Sans, embedded).
+//! [`svg()`] and [`png()`] draw a chart with plotters (fonts: DejaVu Sans, embedded).
 
 use crate::error::ReportError;
 use crate::model::{FaultWindow, RunReport, TimeseriesRow};
@@ -31,7 +31,7 @@ pub struct Chart {
 pub enum XAxis {
     /// Simulated time in seconds, `[0, end_s]` (labelled in s, min or h).
     Time {
-        /// The right edge [s].
+        /// The right edge \[s\].
         end_s: f64,
     },
     /// HdrHistogram's percentile axis: x = log10(1 / (1 - q)), so 1 = 90%, 2 = 99%,
@@ -56,9 +56,9 @@ pub struct Series {
 /// A shaded x window.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shade {
-    /// Start [s].
+    /// Start \[s\].
     pub from: f64,
-    /// End [s].
+    /// End \[s\].
     pub to: f64,
     /// Label drawn at the top of the window.
     pub label: String,

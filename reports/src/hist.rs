@@ -64,7 +64,7 @@ impl LatencyHistogram {
 pub struct PercentilePoint {
     /// The quantile iterated to, 0..=1.
     pub quantile: f64,
-    /// The value at that quantile (highest equivalent value of its bucket) [ms].
+    /// The value at that quantile (highest equivalent value of its bucket) \[ms\].
     pub value_ms: f64,
     /// Values recorded up to this one.
     pub total_count: u64,

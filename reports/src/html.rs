@@ -5,7 +5,7 @@ use crate::charts::{self, Chart};
 use crate::error::ReportError;
 use crate::markdown::fault_when;
 use crate::model::RunReport;
-use crate::num::{count, dur, float, ms, secs};
+use crate::num::{count, float, ms, secs};
 use crate::text::latency_names;
 use std::fmt::Write as _;
 
@@ -222,7 +222,7 @@ fn cards(r: &RunReport, out: &mut String) {
     out.push_str(&card("end-to-end p99.9", &ms(e2e.p999_ms), false));
     out.push_str(&card("backlog peak", &count(s.backlog.peak), false));
     let drain = if s.drained {
-        dur(s.drain_s)
+        secs(s.drain_s)
     } else {
         "not drained".into()
     };
@@ -357,11 +357,11 @@ fn more(r: &RunReport, out: &mut String) {
     let l = &s.little;
     let ratio = l.ratio.map_or("–".to_string(), |x| float(x, 3));
     row(
-        "Little: L vs λW (ratio)".into(),
+        "Little's law: L · λW · L/λW".into(),
         format!(
-            "{} vs {} ({ratio})",
-            float(l.mean_in_system, 3),
-            float(l.lambda_w, 3)
+            "{} · {} · {ratio}",
+            float(l.mean_in_system, 2),
+            float(l.lambda_w, 2)
         ),
     );
     row("queue operations".into(), count(s.queue.operations));

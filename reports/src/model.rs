@@ -98,11 +98,11 @@ pub struct Summary {
     pub pattern: String,
     /// The run seed.
     pub seed: u64,
-    /// Simulated time when the run ended [s].
+    /// Simulated time when the run ended \[s\].
     pub sim_time_s: f64,
-    /// How long the workload produced (`duration`) [s].
+    /// How long the workload produced (`duration`) \[s\].
     pub duration_s: f64,
-    /// Time from the end of production to the end of the run, `sim_time_s - duration_s` [s]:
+    /// Time from the end of production to the end of the run, `sim_time_s - duration_s` \[s\]:
     /// the drain time when `drained`, otherwise how long the run drained before it was stopped.
     pub drain_s: f64,
     /// Whether the system was empty when the run ended.
@@ -292,7 +292,7 @@ fn rate(n: u64, secs: f64) -> f64 {
 }
 
 /// The message ledger: `produced = rejected + completed + dead_lettered + expired + lost +
-/// in_flight` [messages].
+/// in_flight` \[messages\].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Messages {
     /// Produced by the workload.
@@ -315,7 +315,7 @@ pub struct Messages {
     pub duplicates: u64,
 }
 
-/// One latency distribution [ms, 3 decimals]. Quantiles are the HDR histogram's
+/// One latency distribution \[ms, 3 decimals\]. Quantiles are the HDR histogram's
 /// (3 significant digits); the mean is exact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -349,7 +349,7 @@ impl LatencySummary {
     }
 }
 
-/// Rates [messages/s, 3 decimals].
+/// Rates \[messages/s, 3 decimals\].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
     /// `completed / sim_time_s`: completions over the whole run, production and drain.
@@ -360,7 +360,7 @@ pub struct Throughput {
     pub peak_completed_per_s: f64,
 }
 
-/// Waiting messages (visible or delayed, not locked) [messages].
+/// Waiting messages (visible or delayed, not locked) \[messages\].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Backlog {
     /// Highest number waiting at any moment.
@@ -379,7 +379,7 @@ pub struct Little {
     pub arrival_rate_per_s: f64,
     /// L: time-averaged number of messages in the system (4 decimals).
     pub mean_in_system: f64,
-    /// W: mean end-to-end latency [s] (6 decimals).
+    /// W: mean end-to-end latency \[s\] (6 decimals).
     pub mean_sojourn_s: f64,
     /// λ·W (4 decimals).
     pub lambda_w: f64,
@@ -410,7 +410,7 @@ impl Little {
     }
 }
 
-/// Calls to one downstream service [calls].
+/// Calls to one downstream service \[calls\].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSummary {
     /// Calls started.
@@ -513,7 +513,7 @@ pub struct WebSummary {
 /// is design.md's first, then the extras.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TimeseriesRow {
-    /// End of the interval [s].
+    /// End of the interval \[s\].
     pub t_s: f64,
     /// Messages produced in the interval.
     pub arrivals: u64,
@@ -533,9 +533,9 @@ pub struct TimeseriesRow {
     pub expired: u64,
     /// Messages rejected at the door.
     pub rejected: u64,
-    /// Median end-to-end latency of the messages completed in the interval [ms]; 0 if none.
+    /// Median end-to-end latency of the messages completed in the interval \[ms\]; 0 if none.
     pub latency_p50_ms: f64,
-    /// 99th percentile of the same [ms]; 0 if none.
+    /// 99th percentile of the same \[ms\]; 0 if none.
     pub latency_p99_ms: f64,
     /// Cost accrued since the start of the run [USD, 6 decimals].
     #[serde(default)]
@@ -573,9 +573,9 @@ pub struct FaultWindow {
     pub kind: String,
     /// What was hit: a service name or `consumer`.
     pub target: String,
-    /// Start [s].
+    /// Start \[s\].
     pub from_s: f64,
-    /// End [s]; `null` for a crash without restart (down until the end of the run).
+    /// End \[s\]; `null` for a crash without restart (down until the end of the run).
     pub to_s: Option<f64>,
     /// The fault's parameters in words: `+400ms`, `error rate 0.5`, `2 instances, restart
     /// after 1m`; empty for an outage.

@@ -82,6 +82,9 @@ pub(crate) fn ms(v: f64) -> String {
 
 /// A duration given in seconds: `850 ms`, `12.5 s`, `2m 5s`, `1h 2m`.
 pub(crate) fn secs(s: f64) -> String {
+    if s == 0.0 {
+        return "0 s".into();
+    }
     if s < 1.0 {
         return format!("{} ms", float(s * 1_000.0, 1));
     }

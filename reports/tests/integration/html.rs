@@ -26,6 +26,7 @@ fn page_is_self_contained_and_complete() -> TestResult {
         "<code>messages.dead_lettered</code>",
         "did you mean <code>latency.end_to_end.p99_ms</code>?",
         "Message ledger",
+        "drain time</div><div class=\"v\">32.5 s<",
         "every produced message is accounted for",
         "Fault timeline",
         "2 instances, restart after 1m",

@@ -122,3 +122,31 @@ fn read_errors_name_the_file() -> TestResult {
     assert!(matches!(err, ReportError::Csv { .. }) && err.to_string().contains("timeseries.csv"));
     Ok(())
 }
+
+#[test]
+fn an_empty_run_still_writes_everything() -> TestResult {
+    // No messages, no intervals, empty histograms, no faults, no expectations, not drained.
+    let mut scenario = fixture::scenario();
+    scenario.expect.clear();
+    scenario.faults.clear();
+    let mut results = fixture::results();
+    results.ledger = Default::default();
+    results.timeseries.clear();
+    results.faults.clear();
+    results.drained = false;
+    results.sim_time = 0;
+    for l in results.latency.values_mut() {
+        *l = sim::results::Latency::new(0);
+    }
+    let report = reports::RunReport::new(&scenario, &results, Default::default());
+    let dir = scratch("rundir-empty");
+    let files = write_run_dir(&dir, &report, &Formats::all())?;
+    assert!(files.len() > 20);
+    assert_eq!(read_run_dir(&dir)?, report);
+    let text = reports::text::summary(&report);
+    assert!(text.contains("NOT drained"), "{text}");
+    let html = std::fs::read_to_string(dir.join("report.html"))?;
+    assert!(html.contains("No faults were injected."));
+    assert!(html.contains("no expectations"));
+    Ok(())
+}
