@@ -135,19 +135,12 @@ pub fn run_charts(r: &RunReport) -> Vec<Chart> {
                 count_series("in flight (locked)", ORANGE, rows, |row| row.in_flight),
             ],
         ),
-        time(
-            "failures",
-            "Failures",
-            "messages per interval",
-            failure_series(rows),
-        ),
+        time("failures", "Failures", "messages per interval", failure_series(rows)),
         time(
             "instances",
             "Consumer instances",
             "instances",
-            vec![count_series("instances", PURPLE, rows, |row| {
-                u64::from(row.instances)
-            })],
+            vec![count_series("instances", PURPLE, rows, |row| u64::from(row.instances))],
         ),
     ]
 }
@@ -167,10 +160,7 @@ pub fn compare_charts(runs: &[(String, RunReport)]) -> Vec<Chart> {
     let shades = shades(&faults, end_s);
     let x = XAxis::Time { end_s };
     let per_run = |f: &dyn Fn(usize, &str, &RunReport) -> Series| -> Vec<Series> {
-        runs.iter()
-            .enumerate()
-            .map(|(i, (label, r))| f(i % PALETTE.len(), label, r))
-            .collect()
+        runs.iter().enumerate().map(|(i, (label, r))| f(i % PALETTE.len(), label, r)).collect()
     };
     let time = |id: &str, title: &str, y: &str, series: Vec<Series>| Chart {
         id: id.into(),
@@ -218,21 +208,13 @@ fn spectrum_chart(id: &str, title: &str, series: Vec<Series>) -> Chart {
     let top = points().map(|p| p.0).fold(0.0, f64::max);
     let max = (top.ceil() as u32).clamp(2, 9);
     let y_hi = points().map(|p| p.1).fold(0.0, f64::max);
-    let y_lo = points()
-        .map(|p| p.1)
-        .filter(|y| *y > 0.0)
-        .fold(f64::INFINITY, f64::min);
+    let y_lo = points().map(|p| p.1).filter(|y| *y > 0.0).fold(f64::INFINITY, f64::min);
     let log_y = y_hi / y_lo > 100.0;
     Chart {
         id: id.into(),
         title: title.into(),
         x: XAxis::Nines { max },
-        y_label: if log_y {
-            "latency (log scale)"
-        } else {
-            "latency (ms)"
-        }
-        .into(),
+        y_label: if log_y { "latency (log scale)" } else { "latency (ms)" }.into(),
         series,
         shades: Vec::new(),
         log_y,
@@ -251,11 +233,7 @@ fn spectrum_series(label: &str, color: usize, r: &RunReport, name: &str) -> Seri
         .filter(|p| p.quantile < 1.0)
         .map(|p| (nines(p.quantile), p.value_ms))
         .collect();
-    Series {
-        label: label.into(),
-        color,
-        points,
-    }
+    Series { label: label.into(), color, points }
 }
 
 /// x = log10(1 / (1 - q)).
@@ -280,11 +258,7 @@ fn count_series(
     f: impl Fn(&TimeseriesRow) -> u64,
 ) -> Series {
     let points = rows.iter().map(|row| (row.t_s, f(row) as f64)).collect();
-    Series {
-        label: label.into(),
-        color,
-        points,
-    }
+    Series { label: label.into(), color, points }
 }
 
 /// Counts per interval divided by the interval's length (the last one may be shorter).
@@ -303,11 +277,7 @@ fn rate_series(
             (row.t_s, if len > 0.0 { f(row) as f64 / len } else { 0.0 })
         })
         .collect();
-    Series {
-        label: label.into(),
-        color,
-        points,
-    }
+    Series { label: label.into(), color, points }
 }
 
 /// A latency per interval; NaN (a gap) where nothing completed.
@@ -321,11 +291,7 @@ fn latency_series(
         .iter()
         .map(|row| (row.t_s, if row.completed == 0 { f64::NAN } else { f(row) }))
         .collect();
-    Series {
-        label: label.into(),
-        color,
-        points,
-    }
+    Series { label: label.into(), color, points }
 }
 
 /// Failed executions and dead-letters, plus expiries and rejections when there are any.
@@ -346,11 +312,7 @@ fn failure_series(rows: &[TimeseriesRow]) -> Vec<Series> {
 fn shades(faults: &[FaultWindow], end_s: f64) -> Vec<Shade> {
     faults
         .iter()
-        .map(|f| Shade {
-            from: f.from_s,
-            to: f.end_or(end_s).max(f.from_s),
-            label: f.label(),
-        })
+        .map(|f| Shade { from: f.from_s, to: f.end_or(end_s).max(f.from_s), label: f.label() })
         .collect()
 }
 
@@ -382,16 +344,8 @@ mod tests {
     #[test]
     fn rates_use_each_interval_length() {
         let rows = vec![
-            TimeseriesRow {
-                t_s: 10.0,
-                completed: 50,
-                ..Default::default()
-            },
-            TimeseriesRow {
-                t_s: 15.0,
-                completed: 50,
-                ..Default::default()
-            },
+            TimeseriesRow { t_s: 10.0, completed: 50, ..Default::default() },
+            TimeseriesRow { t_s: 15.0, completed: 50, ..Default::default() },
         ];
         let s = rate_series("c", 0, &rows, |r| r.completed);
         assert_eq!(s.points, vec![(10.0, 5.0), (15.0, 10.0)]);

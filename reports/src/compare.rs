@@ -102,59 +102,19 @@ pub struct Delta {
 
 /// The headline metrics: (summary path, label, unit, direction).
 const METRICS: [(&str, &str, &str, Better); 13] = [
-    (
-        "throughput.completed_per_s",
-        "throughput",
-        "msg/s",
-        Better::Higher,
-    ),
-    (
-        "latency.end_to_end.p50_ms",
-        "end-to-end p50",
-        "ms",
-        Better::Lower,
-    ),
-    (
-        "latency.end_to_end.p99_ms",
-        "end-to-end p99",
-        "ms",
-        Better::Lower,
-    ),
-    (
-        "latency.end_to_end.p999_ms",
-        "end-to-end p99.9",
-        "ms",
-        Better::Lower,
-    ),
-    (
-        "latency.queue_wait.p99_ms",
-        "queue wait p99",
-        "ms",
-        Better::Lower,
-    ),
+    ("throughput.completed_per_s", "throughput", "msg/s", Better::Higher),
+    ("latency.end_to_end.p50_ms", "end-to-end p50", "ms", Better::Lower),
+    ("latency.end_to_end.p99_ms", "end-to-end p99", "ms", Better::Lower),
+    ("latency.end_to_end.p999_ms", "end-to-end p99.9", "ms", Better::Lower),
+    ("latency.queue_wait.p99_ms", "queue wait p99", "ms", Better::Lower),
     ("backlog.peak", "backlog peak", "count", Better::Lower),
     ("drain_s", "drain time", "s", Better::Lower),
     ("messages.completed", "completed", "count", Better::Higher),
-    (
-        "messages.dead_lettered",
-        "dead-lettered",
-        "count",
-        Better::Lower,
-    ),
+    ("messages.dead_lettered", "dead-lettered", "count", Better::Lower),
     ("messages.lost", "lost", "count", Better::Lower),
     ("messages.duplicates", "duplicates", "count", Better::Lower),
-    (
-        "messages.deliveries",
-        "deliveries",
-        "count",
-        Better::Neither,
-    ),
-    (
-        "services.calls",
-        "downstream calls",
-        "count",
-        Better::Neither,
-    ),
+    ("messages.deliveries", "deliveries", "count", Better::Neither),
+    ("services.calls", "downstream calls", "count", Better::Neither),
 ];
 
 /// Builds the comparison (baseline first). Needs at least 2 runs.
@@ -177,10 +137,8 @@ pub fn build(runs: &[(String, RunReport)]) -> Result<Comparison, ReportError> {
             row(path, label, unit, better, vals)
         })
         .collect();
-    let services: BTreeSet<&String> = runs
-        .iter()
-        .flat_map(|(_, r)| r.summary.services.keys())
-        .collect();
+    let services: BTreeSet<&String> =
+        runs.iter().flat_map(|(_, r)| r.summary.services.keys()).collect();
     if services.len() > 1 {
         for name in services {
             let vals = runs
@@ -188,13 +146,7 @@ pub fn build(runs: &[(String, RunReport)]) -> Result<Comparison, ReportError> {
                 .map(|(_, r)| r.summary.services.get(name).map(|s| s.calls as f64))
                 .collect();
             let path = format!("services.{name}.calls");
-            metrics.push(row(
-                &path,
-                &format!("{name} calls"),
-                "count",
-                Better::Neither,
-                vals,
-            ));
+            metrics.push(row(&path, &format!("{name} calls"), "count", Better::Neither, vals));
         }
     }
     Ok(Comparison {
@@ -243,11 +195,7 @@ fn delta(base: f64, v: f64, better: Better) -> Delta {
         (Better::Neither, _) => Verdict::Changed,
         (Better::Lower, Some(o)) | (Better::Higher, Some(o)) => {
             let lower = o == std::cmp::Ordering::Less;
-            if lower == (better == Better::Lower) {
-                Verdict::Better
-            } else {
-                Verdict::Worse
-            }
+            if lower == (better == Better::Lower) { Verdict::Better } else { Verdict::Worse }
         }
     };
     Delta { abs, pct, verdict }
@@ -289,24 +237,15 @@ pub fn headline(c: &Comparison) -> Vec<String> {
                         return None;
                     }
                     let size = d.pct.map_or(f64::INFINITY, f64::abs);
-                    let how = if d.verdict == Verdict::Better {
-                        "better"
-                    } else {
-                        "worse"
-                    };
-                    let amount = d
-                        .pct
-                        .map_or_else(|| signed(&m.unit, d.abs), |p| pct(Some(p)));
+                    let how = if d.verdict == Verdict::Better { "better" } else { "worse" };
+                    let amount = d.pct.map_or_else(|| signed(&m.unit, d.abs), |p| pct(Some(p)));
                     Some((size, format!("{} {amount} ({how})", m.label)))
                 })
                 .collect();
             moves.sort_by(|a, b| b.0.total_cmp(&a.0));
             let text: Vec<String> = moves.into_iter().take(4).map(|m| m.1).collect();
-            let text = if text.is_empty() {
-                "no headline metric changed".into()
-            } else {
-                text.join(", ")
-            };
+            let text =
+                if text.is_empty() { "no headline metric changed".into() } else { text.join(", ") };
             format!("`{}` vs `{}`: {text}", c.runs[i].label, c.runs[0].label)
         })
         .collect()
@@ -368,11 +307,7 @@ pub fn html_page(c: &Comparison, svgs: &[String]) -> String {
         out,
         "<header>\n<h1>Comparison</h1>\n<p class=\"sub\">baseline <b>{}</b> against {}</p>\n</header>",
         esc(labels[0]),
-        labels[1..]
-            .iter()
-            .map(|l| format!("<b>{}</b>", esc(l)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        labels[1..].iter().map(|l| format!("<b>{}</b>", esc(l))).collect::<Vec<_>>().join(", ")
     );
     out.push_str("<section>\n<h2>At a glance</h2>\n<ul>\n");
     for line in headline(c) {
@@ -385,11 +320,7 @@ pub fn html_page(c: &Comparison, svgs: &[String]) -> String {
     out.push_str("</ul>\n</section>\n<section>\n<h2>Headline metrics</h2>\n<table>\n<tr><th class=\"l\">metric</th>");
     for (i, l) in labels.iter().enumerate() {
         let color = charts::PALETTE[i % charts::PALETTE.len()];
-        let _ = write!(
-            out,
-            "<th><span style=\"color:{color}\">■</span> {}</th>",
-            esc(l)
-        );
+        let _ = write!(out, "<th><span style=\"color:{color}\">■</span> {}</th>", esc(l));
     }
     out.push_str("</tr>\n");
     for m in &c.metrics {
@@ -444,10 +375,7 @@ pub fn html_page(c: &Comparison, svgs: &[String]) -> String {
         }
     }
     out.push_str("</table>\n</section>\n");
-    out.push_str(&html::close(&format!(
-        "sluice compare · schema {}",
-        c.schema
-    )));
+    out.push_str(&html::close(&format!("sluice compare · schema {}", c.schema)));
     out
 }
 
@@ -470,27 +398,16 @@ pub fn write(
         Vec::new()
     };
     let svgs = if formats.html || formats.svg {
-        charts
-            .iter()
-            .map(charts::svg)
-            .collect::<Result<Vec<_>, _>>()?
+        charts.iter().map(charts::svg).collect::<Result<Vec<_>, _>>()?
     } else {
         Vec::new()
     };
     write_charts(dir, &charts, &svgs, formats, &mut written)?;
     if formats.md {
-        write_file(
-            &dir.join("compare.md"),
-            markdown(&c).as_bytes(),
-            &mut written,
-        )?;
+        write_file(&dir.join("compare.md"), markdown(&c).as_bytes(), &mut written)?;
     }
     if formats.html {
-        write_file(
-            &dir.join("compare.html"),
-            html_page(&c, &svgs).as_bytes(),
-            &mut written,
-        )?;
+        write_file(&dir.join("compare.html"), html_page(&c, &svgs).as_bytes(), &mut written)?;
     }
     Ok(written)
 }

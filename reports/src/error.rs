@@ -65,10 +65,6 @@ pub enum ReportError {
 
 impl ReportError {
     pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
-        ReportError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        ReportError::Io { action, path: path.to_path_buf(), source }
     }
 }

@@ -50,20 +50,11 @@ pub enum MetricError {
 impl fmt::Display for MetricError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetricError::Unknown {
-                path,
-                suggestion: Some(s),
-            } => {
+            MetricError::Unknown { path, suggestion: Some(s) } => {
                 write!(f, "unknown metric `{path}`; did you mean `{s}`?")
             }
-            MetricError::Unknown {
-                path,
-                suggestion: None,
-            } => {
-                write!(
-                    f,
-                    "unknown metric `{path}` (see docs/output-format.md for summary paths)"
-                )
+            MetricError::Unknown { path, suggestion: None } => {
+                write!(f, "unknown metric `{path}` (see docs/output-format.md for summary paths)")
             }
             MetricError::NotANumber { path, found } => {
                 write!(f, "metric `{path}` is not a number (found {found})")
@@ -135,10 +126,7 @@ fn not_a_number(path: &str, v: &Value) -> MetricError {
         found.truncate(57);
         found.push_str("...");
     }
-    MetricError::NotANumber {
-        path: path.to_string(),
-        found,
-    }
+    MetricError::NotANumber { path: path.to_string(), found }
 }
 
 /// Walks `segments`, matching object keys that contain dots whole (longest match first).
@@ -161,20 +149,13 @@ fn walk<'a>(v: &'a Value, segments: &[&str]) -> Option<&'a Value> {
 
 fn collect(v: &Value, prefix: String, out: &mut Vec<String>) {
     let join = |k: &str| {
-        if prefix.is_empty() {
-            k.to_string()
-        } else {
-            format!("{prefix}.{k}")
-        }
+        if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") }
     };
     match v {
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(k, child)| collect(child, join(k), out)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, c)| collect(c, join(&i.to_string()), out)),
+        Value::Object(map) => map.iter().for_each(|(k, child)| collect(child, join(k), out)),
+        Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, c)| collect(c, join(&i.to_string()), out))
+        }
         Value::String(_) => {}
         _ => out.push(prefix),
     }
@@ -211,12 +192,7 @@ mod tests {
 
     fn exp(metric: &str, op: CmpOp, threshold: f64) -> Expectation {
         let condition = format!("{} {threshold}", op.symbol());
-        Expectation {
-            metric: metric.into(),
-            op,
-            threshold,
-            condition,
-        }
+        Expectation { metric: metric.into(), op, threshold, condition }
     }
 
     #[test]
@@ -225,14 +201,8 @@ mod tests {
         assert_eq!(lookup(&s, "messages.completed"), Ok(990.0));
         assert_eq!(lookup(&s, "drained"), Ok(1.0));
         assert_eq!(lookup(&s, "extra.retry.attempts_max"), Ok(7.0));
-        assert!(matches!(
-            lookup(&s, "latency"),
-            Err(MetricError::NotANumber { .. })
-        ));
-        assert!(matches!(
-            lookup(&s, "scenario"),
-            Err(MetricError::NotANumber { .. })
-        ));
+        assert!(matches!(lookup(&s, "latency"), Err(MetricError::NotANumber { .. })));
+        assert!(matches!(lookup(&s, "scenario"), Err(MetricError::NotANumber { .. })));
     }
 
     #[test]
@@ -244,18 +214,9 @@ mod tests {
             "unknown metric `latency.end_to_end.p99`; did you mean `latency.end_to_end.p99_ms`?"
         );
         let err = check_metric(&s, "messages.lsot").unwrap_err();
-        assert!(
-            err.to_string().contains("did you mean `messages.lost`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("did you mean `messages.lost`"), "{err}");
         let err = check_metric(&s, "totally.different").unwrap_err();
-        assert!(matches!(
-            err,
-            MetricError::Unknown {
-                suggestion: None,
-                ..
-            }
-        ));
+        assert!(matches!(err, MetricError::Unknown { suggestion: None, .. }));
         assert_eq!(check_metric(&s, "little.ratio"), Ok(()));
     }
 
@@ -273,12 +234,7 @@ mod tests {
         assert!(r[0].pass && r[0].actual == Some(0.0) && r[0].error.is_none());
         assert!(!r[1].pass && r[1].actual == Some(1234.5));
         assert!(!r[2].pass && r[2].actual.is_none());
-        assert!(
-            r[2].error
-                .as_deref()
-                .unwrap()
-                .starts_with("unknown metric `messages.nope`")
-        );
+        assert!(r[2].error.as_deref().unwrap().starts_with("unknown metric `messages.nope`"));
         let json = serde_json::to_string(&r[0]).unwrap();
         assert_eq!(
             json,

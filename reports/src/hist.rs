@@ -30,9 +30,7 @@ impl LatencyHistogram {
 
     /// Decodes [`LatencyHistogram::to_base64`]'s output (or any HdrHistogram V2 encoding).
     pub fn from_base64(s: &str) -> Result<LatencyHistogram, String> {
-        let bytes = BASE64
-            .decode(s.trim())
-            .map_err(|e| format!("base64: {e}"))?;
+        let bytes = BASE64.decode(s.trim()).map_err(|e| format!("base64: {e}"))?;
         let h = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("histogram encoding: {e:?}"))?;
@@ -89,19 +87,12 @@ impl<'de> Deserialize<'de> for LatencyHistogram {
 pub fn to_hlog(name: &str, h: &LatencyHistogram, end_s: f64) -> String {
     let mut s = String::new();
     s.push_str("#[Histogram log format version 1.3]\n");
-    let _ = writeln!(
-        s,
-        "#[sluice latency histogram \"{name}\", values in nanoseconds]"
-    );
+    let _ = writeln!(s, "#[sluice latency histogram \"{name}\", values in nanoseconds]");
     s.push_str("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",");
     s.push_str("\"Interval_Compressed_Histogram\"\n");
     let tag = tag_of(name);
     let max_ms = h.0.max() as f64 / 1e6;
-    let _ = writeln!(
-        s,
-        "Tag={tag},0.000,{end_s:.3},{max_ms:.3},{}",
-        h.to_base64()
-    );
+    let _ = writeln!(s, "Tag={tag},0.000,{end_s:.3},{max_ms:.3},{}", h.to_base64());
     s
 }
 
@@ -121,15 +112,7 @@ pub fn from_hlog(bytes: &[u8]) -> Result<LatencyHistogram, String> {
 
 /// Tags may not contain `,`, spaces or line breaks.
 fn tag_of(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == ',' || c.is_whitespace() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c == ',' || c.is_whitespace() { '_' } else { c }).collect()
 }
 
 /// The percentile distribution as Java's `outputPercentileDistribution(out, 5, 1e6)` prints it:
@@ -151,28 +134,16 @@ pub fn to_hgrm(h: &LatencyHistogram) -> String {
                 p.value_ms, p.quantile, p.total_count, inv
             );
         } else {
-            let _ = writeln!(
-                s,
-                "{:12.3} {:2.12} {:10}",
-                p.value_ms, p.quantile, p.total_count
-            );
+            let _ = writeln!(s, "{:12.3} {:2.12} {:10}", p.value_ms, p.quantile, p.total_count);
         }
     }
     let (mean, sd, max) = if hist.is_empty() {
         (0.0, 0.0, 0.0)
     } else {
-        (
-            hist.mean() / 1e6,
-            hist.stdev() / 1e6,
-            hist.max() as f64 / 1e6,
-        )
+        (hist.mean() / 1e6, hist.stdev() / 1e6, hist.max() as f64 / 1e6)
     };
     let _ = writeln!(s, "#[Mean    = {mean:12.3}, StdDeviation   = {sd:12.3}]");
-    let _ = writeln!(
-        s,
-        "#[Max     = {max:12.3}, Total count    = {:12}]",
-        hist.len()
-    );
+    let _ = writeln!(s, "#[Max     = {max:12.3}, Total count    = {:12}]", hist.len());
     let _ = writeln!(
         s,
         "#[Buckets = {:12}, SubBuckets     = {:12}]",
@@ -223,28 +194,13 @@ mod tests {
     fn hgrm_matches_java_layout() {
         let text = to_hgrm(&sample());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "       Value     Percentile TotalCount 1/(1-Percentile)"
-        );
+        assert_eq!(lines[0], "       Value     Percentile TotalCount 1/(1-Percentile)");
         assert_eq!(lines[1], "");
-        assert_eq!(
-            lines[2],
-            "       1.000 0.000000000000          1           1.00"
-        );
+        assert_eq!(lines[2], "       1.000 0.000000000000          1           1.00");
         let last_row = lines[lines.len() - 4];
-        assert!(
-            last_row.ends_with("1.000000000000       1000"),
-            "{last_row}"
-        );
-        assert!(
-            lines[lines.len() - 3].starts_with("#[Mean    =      500.500"),
-            "{text}"
-        );
-        assert!(
-            lines[lines.len() - 2].starts_with("#[Max     =     1000."),
-            "{text}"
-        );
+        assert!(last_row.ends_with("1.000000000000       1000"), "{last_row}");
+        assert!(lines[lines.len() - 3].starts_with("#[Mean    =      500.500"), "{text}");
+        assert!(lines[lines.len() - 2].starts_with("#[Max     =     1000."), "{text}");
         assert_eq!(
             lines[lines.len() - 1],
             "#[Buckets =           23, SubBuckets     =         2048]"

@@ -121,10 +121,7 @@ pub(crate) fn figure(svg: &str) -> String {
 /// The whole page, rendering the charts itself.
 pub fn report(r: &RunReport) -> Result<String, ReportError> {
     let charts = charts::run_charts(r);
-    let svgs = charts
-        .iter()
-        .map(charts::svg)
-        .collect::<Result<Vec<_>, _>>()?;
+    let svgs = charts.iter().map(charts::svg).collect::<Result<Vec<_>, _>>()?;
     Ok(report_with(r, &charts, &svgs))
 }
 
@@ -148,11 +145,7 @@ pub(crate) fn report_with(r: &RunReport, charts: &[Chart], svgs: &[String]) -> S
         esc(&s.pattern),
         s.seed,
         secs(s.sim_time_s),
-        if s.drained {
-            "drained"
-        } else {
-            "not drained: stopped at the horizon"
-        }
+        if s.drained { "drained" } else { "not drained: stopped at the horizon" }
     );
     if !r.description.is_empty() {
         let _ = writeln!(out, "<p class=\"desc\">{}</p>", esc(&r.description));
@@ -162,10 +155,7 @@ pub(crate) fn report_with(r: &RunReport, charts: &[Chart], svgs: &[String]) -> S
     }
     let mut meta = Vec::new();
     if !r.meta.scenario_path.is_empty() {
-        meta.push(format!(
-            "scenario <code>{}</code>",
-            esc(&r.meta.scenario_path)
-        ));
+        meta.push(format!("scenario <code>{}</code>", esc(&r.meta.scenario_path)));
     }
     if let Some(c) = &r.meta.git_commit {
         meta.push(format!("commit <code>{}</code>", esc(c)));
@@ -194,11 +184,7 @@ pub(crate) fn report_with(r: &RunReport, charts: &[Chart], svgs: &[String]) -> S
             esc(r.meta.scenario_toml.trim_end())
         );
     }
-    let commit = r
-        .meta
-        .git_commit
-        .as_deref()
-        .map(|c| format!(" · commit {}", esc(c)));
+    let commit = r.meta.git_commit.as_deref().map(|c| format!(" · commit {}", esc(c)));
     out.push_str(&close(&format!(
         "sluice report · summary schema {}{}",
         s.schema,
@@ -221,17 +207,9 @@ fn cards(r: &RunReport, out: &mut String) {
     out.push_str(&card("end-to-end p99", &ms(e2e.p99_ms), false));
     out.push_str(&card("end-to-end p99.9", &ms(e2e.p999_ms), false));
     out.push_str(&card("backlog peak", &count(s.backlog.peak), false));
-    let drain = if s.drained {
-        secs(s.drain_s)
-    } else {
-        "not drained".into()
-    };
+    let drain = if s.drained { secs(s.drain_s) } else { "not drained".into() };
     out.push_str(&card("drain time", &drain, !s.drained));
-    out.push_str(&card(
-        "dead-lettered",
-        &count(m.dead_lettered),
-        m.dead_lettered > 0,
-    ));
+    out.push_str(&card("dead-lettered", &count(m.dead_lettered), m.dead_lettered > 0));
     out.push_str(&card("lost", &count(m.lost), m.lost > 0));
     out.push_str("</div>\n");
 }
@@ -244,25 +222,13 @@ fn expectations(r: &RunReport, out: &mut String) {
     out.push_str("<section>\n<h2>Expectations</h2>\n<table>\n");
     out.push_str("<tr><th class=\"l\"></th><th class=\"l\">metric</th><th class=\"l\">condition</th><th>actual</th></tr>\n");
     for e in ex {
-        let (class, verdict) = if e.pass {
-            ("ok", "✓ PASS")
-        } else {
-            ("bad", "✗ FAIL")
-        };
+        let (class, verdict) = if e.pass { ("ok", "✓ PASS") } else { ("bad", "✗ FAIL") };
         let actual = match (&e.actual, &e.error) {
             (Some(a), _) if e.metric.ends_with("_ms") => {
-                format!(
-                    "{} <span class=\"muted\">({})</span>",
-                    esc(&float(*a, 3)),
-                    esc(&ms(*a))
-                )
+                format!("{} <span class=\"muted\">({})</span>", esc(&float(*a, 3)), esc(&ms(*a)))
             }
             (Some(a), _) if e.metric.ends_with("_s") => {
-                format!(
-                    "{} <span class=\"muted\">({})</span>",
-                    esc(&float(*a, 3)),
-                    esc(&secs(*a))
-                )
+                format!("{} <span class=\"muted\">({})</span>", esc(&float(*a, 3)), esc(&secs(*a)))
             }
             (Some(a), _) => esc(&float(*a, 3)),
             (None, Some(err)) => code_spans(&esc(err)),
@@ -330,26 +296,12 @@ fn more(r: &RunReport, out: &mut String) {
     let s = &r.summary;
     out.push_str("<section>\n<h2>Rates, backlog, services</h2>\n<table>\n");
     let mut row = |k: String, v: String| {
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
-            esc(&k),
-            esc(&v)
-        );
+        let _ = writeln!(out, "<tr><td class=\"l\">{}</td><td>{}</td></tr>", esc(&k), esc(&v));
     };
     let t = &s.throughput;
-    row(
-        "completed / s (whole run)".into(),
-        float(t.completed_per_s, 3),
-    );
-    row(
-        "offered / s (production)".into(),
-        float(t.produced_per_s, 3),
-    );
-    row(
-        "busiest interval / s".into(),
-        float(t.peak_completed_per_s, 3),
-    );
+    row("completed / s (whole run)".into(), float(t.completed_per_s, 3));
+    row("offered / s (production)".into(), float(t.produced_per_s, 3));
+    row("busiest interval / s".into(), float(t.peak_completed_per_s, 3));
     row(
         "backlog peak · mean".into(),
         format!("{} · {}", count(s.backlog.peak), float(s.backlog.mean, 2)),
@@ -358,22 +310,13 @@ fn more(r: &RunReport, out: &mut String) {
     let ratio = l.ratio.map_or("–".to_string(), |x| float(x, 3));
     row(
         "Little's law: L · λW · L/λW".into(),
-        format!(
-            "{} · {} · {ratio}",
-            float(l.mean_in_system, 2),
-            float(l.lambda_w, 2)
-        ),
+        format!("{} · {} · {ratio}", float(l.mean_in_system, 2), float(l.lambda_w, 2)),
     );
     row("queue operations".into(), count(s.queue.operations));
     for (name, sv) in &s.services {
         row(
             format!("{name}: calls · errors · timeouts"),
-            format!(
-                "{} · {} · {}",
-                count(sv.calls),
-                count(sv.errors),
-                count(sv.timeouts)
-            ),
+            format!("{} · {} · {}", count(sv.calls), count(sv.errors), count(sv.timeouts)),
         );
     }
     for (k, v) in &s.extra {

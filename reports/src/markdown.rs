@@ -16,20 +16,14 @@ pub fn report(r: &RunReport) -> String {
         (n, true) => format!(" — ✅ {passed}/{n} expectations"),
         (n, false) => format!(" — ❌ {passed}/{n} expectations"),
     };
-    let _ = writeln!(
-        out,
-        "### sluice run: `{}` ({}, seed {}){badge}\n",
-        s.scenario, s.pattern, s.seed
-    );
+    let _ =
+        writeln!(out, "### sluice run: `{}` ({}, seed {}){badge}\n", s.scenario, s.pattern, s.seed);
     if !r.description.is_empty() {
         let _ = writeln!(out, "> {}\n", r.description.replace('\n', " "));
     }
     let e2e = s.latency("end_to_end");
-    let drain = if s.drained {
-        secs(s.drain_s)
-    } else {
-        format!("not drained ({})", secs(s.drain_s))
-    };
+    let drain =
+        if s.drained { secs(s.drain_s) } else { format!("not drained ({})", secs(s.drain_s)) };
     out.push_str("| throughput | p50 | p99 | p99.9 | max | backlog peak | drain |\n");
     out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
     let _ = writeln!(
@@ -114,11 +108,7 @@ fn expectations(r: &RunReport, out: &mut String) {
             (None, Some(err)) => err.replace('|', "\\|"),
             (None, None) => "–".into(),
         };
-        let _ = writeln!(
-            out,
-            "| {mark} | `{}` | `{}` | {actual} |",
-            e.metric, e.condition
-        );
+        let _ = writeln!(out, "| {mark} | `{}` | `{}` | {actual} |", e.metric, e.condition);
     }
     out.push('\n');
 }
@@ -155,22 +145,9 @@ fn faults(faults: &[FaultWindow], out: &mut String) {
     }
     out.push_str("**Faults**\n\n");
     for f in faults {
-        let detail = if f.detail.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", f.detail)
-        };
-        let length = f
-            .to_s
-            .map(|to| format!(", {}", dur(to - f.from_s)))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "- `{}` {}: {}{length}{detail}",
-            f.target,
-            f.kind,
-            fault_when(f)
-        );
+        let detail = if f.detail.is_empty() { String::new() } else { format!(" ({})", f.detail) };
+        let length = f.to_s.map(|to| format!(", {}", dur(to - f.from_s))).unwrap_or_default();
+        let _ = writeln!(out, "- `{}` {}: {}{length}{detail}", f.target, f.kind, fault_when(f));
     }
     out.push('\n');
 }

@@ -62,11 +62,7 @@ impl RunReport {
             interval_s: ns_to_s(results.interval),
             summary,
             timeseries: results.timeseries.iter().map(TimeseriesRow::from).collect(),
-            faults: results
-                .faults
-                .iter()
-                .map(|f| FaultWindow::new(&f.target, &f.kind))
-                .collect(),
+            faults: results.faults.iter().map(|f| FaultWindow::new(&f.target, &f.kind)).collect(),
             histograms: results
                 .latency
                 .iter()
@@ -141,12 +137,7 @@ impl Summary {
         let duration_s = ns_to_s(scenario.duration);
         let l = &r.ledger;
         let interval_s = r.interval as f64 / 1e9;
-        let peak_completed = r
-            .timeseries
-            .iter()
-            .map(|row| row.completed)
-            .max()
-            .unwrap_or(0);
+        let peak_completed = r.timeseries.iter().map(|row| row.completed).max().unwrap_or(0);
         Summary {
             schema: SCHEMA,
             scenario: r.scenario.clone(),
@@ -167,36 +158,24 @@ impl Summary {
                 deliveries: l.deliveries,
                 duplicates: l.duplicates,
             },
-            latency: r
-                .latency
-                .iter()
-                .map(|(k, v)| (k.clone(), LatencySummary::new(v)))
-                .collect(),
+            latency: r.latency.iter().map(|(k, v)| (k.clone(), LatencySummary::new(v))).collect(),
             throughput: Throughput {
                 completed_per_s: rate(l.completed, sim_time_s),
                 produced_per_s: rate(l.produced, duration_s),
                 peak_completed_per_s: rate(peak_completed, interval_s),
             },
-            backlog: Backlog {
-                peak: r.backlog_peak,
-                mean: round_dp(r.backlog_mean, 3),
-            },
+            backlog: Backlog { peak: r.backlog_peak, mean: round_dp(r.backlog_mean, 3) },
             little: Little::new(r, sim_time_s),
             services: r
                 .services
                 .iter()
                 .map(|(k, s)| {
-                    let v = ServiceSummary {
-                        calls: s.calls,
-                        errors: s.errors,
-                        timeouts: s.timeouts,
-                    };
+                    let v =
+                        ServiceSummary { calls: s.calls, errors: s.errors, timeouts: s.timeouts };
                     (k.clone(), v)
                 })
                 .collect(),
-            queue: QueueSummary {
-                operations: r.queue_operations,
-            },
+            queue: QueueSummary { operations: r.queue_operations },
             hosting: HostingSummary {
                 plan: r.hosting.clone(),
                 instances_peak: r.scaling.instances_peak,
@@ -214,11 +193,7 @@ impl Summary {
                 added_ms_mean: round_dp(w.latency_ms_mean - w.latency_ms_alone, 3),
                 background_cpu_peak: round_dp(w.background_cpu_peak, 4),
             }),
-            extra: r
-                .extra
-                .iter()
-                .map(|(k, v)| (k.clone(), round_dp(*v, 6)))
-                .collect(),
+            extra: r.extra.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect(),
             expectations: Vec::new(),
         }
     }
@@ -235,18 +210,11 @@ impl Summary {
             sim_time: 0,
             drained: true,
             ledger: sim::results::Ledger::default(),
-            latency: latency
-                .iter()
-                .map(|n| (n.to_string(), Latency::new(0)))
-                .collect(),
+            latency: latency.iter().map(|n| (n.to_string(), Latency::new(0))).collect(),
             backlog_peak: 0,
             backlog_mean: 0.0,
             in_system_mean: 0.0,
-            services: scenario
-                .services
-                .keys()
-                .map(|k| (k.clone(), Default::default()))
-                .collect(),
+            services: scenario.services.keys().map(|k| (k.clone(), Default::default())).collect(),
             queue_operations: 0,
             extra: extra.iter().map(|k| (k.to_string(), 0.0)).collect(),
             timeseries: Vec::new(),
@@ -284,11 +252,7 @@ impl Summary {
 }
 
 fn rate(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        round_dp(n as f64 / secs, 3)
-    } else {
-        0.0
-    }
+    if secs > 0.0 { round_dp(n as f64 / secs, 3) } else { 0.0 }
 }
 
 /// The message ledger: `produced = rejected + completed + dead_lettered + expired + lost +
@@ -390,15 +354,8 @@ pub struct Little {
 impl Little {
     fn new(r: &RunResults, sim_time_s: f64) -> Little {
         let accepted = r.ledger.produced.saturating_sub(r.ledger.rejected);
-        let lambda = if sim_time_s > 0.0 {
-            accepted as f64 / sim_time_s
-        } else {
-            0.0
-        };
-        let w = r
-            .latency
-            .get("end_to_end")
-            .map_or(0.0, |l| l.mean_ns() / 1e9);
+        let lambda = if sim_time_s > 0.0 { accepted as f64 / sim_time_s } else { 0.0 };
+        let w = r.latency.get("end_to_end").map_or(0.0, |l| l.mean_ns() / 1e9);
         let lw = lambda * w;
         Little {
             arrival_rate_per_s: round_dp(lambda, 4),
@@ -590,11 +547,7 @@ impl FaultWindow {
             FaultKind::Outage { .. } => String::new(),
             FaultKind::Latency { add, .. } => format!("+{}", format_duration(*add)),
             FaultKind::ErrorRate { error_rate, .. } => format!("error rate {error_rate}"),
-            FaultKind::Crash {
-                instances,
-                restart_after,
-                ..
-            } => {
+            FaultKind::Crash { instances, restart_after, .. } => {
                 let n = if *instances == 1 {
                     "1 instance".into()
                 } else {

@@ -42,11 +42,7 @@ pub(crate) fn float(x: f64, dp: usize) -> String {
         return if x < 0.0 { format!("-{s}") } else { s };
     }
     let s = format!("{x:.dp$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &s
-    };
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
     // Separators in the integer part.
     let (int, frac) = s.split_once('.').map_or((s, None), |(a, b)| (a, Some(b)));
     let neg = int.starts_with('-');
@@ -93,11 +89,7 @@ pub(crate) fn secs(s: f64) -> String {
     }
     let total = s.round() as u64;
     let (h, m, sec) = (total / 3600, total % 3600 / 60, total % 60);
-    if h > 0 {
-        format!("{h}h {m}m")
-    } else {
-        format!("{m}m {sec}s")
-    }
+    if h > 0 { format!("{h}h {m}m") } else { format!("{m}m {sec}s") }
 }
 
 /// A point or span of simulated time given in seconds, the way scenario files write it:

@@ -34,10 +34,7 @@ fn fonts() -> Result<(), ReportError> {
 }
 
 fn chart_error(chart: &Chart, e: impl std::fmt::Display) -> ReportError {
-    ReportError::Chart {
-        chart: chart.id.clone(),
-        message: e.to_string(),
-    }
+    ReportError::Chart { chart: chart.id.clone(), message: e.to_string() }
 }
 
 /// The chart as an SVG document.
@@ -102,11 +99,7 @@ fn decade_ms(k: i32) -> String {
 fn tick(v: f64) -> String {
     let a = v.abs();
     let trim = |s: String| {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
     };
     if a >= 1e6 {
         format!("{}M", trim(format!("{:.2}", v / 1e6)))
@@ -121,9 +114,7 @@ fn tick(v: f64) -> String {
 
 /// Pixels between the top of the image and the plot: title row plus legend rows.
 fn header_height<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> i32 {
-    legend_layout(root, chart)
-        .last()
-        .map_or(34, |(_, y, _)| y + 22)
+    legend_layout(root, chart).last().map_or(34, |(_, y, _)| y + 22)
 }
 
 /// Where each legend entry goes: `(x, y, series index)`, wrapping at the right edge.
@@ -136,9 +127,8 @@ fn legend_layout<DB: DrawingBackend>(
     let (mut x, mut y) = (LEFT + 8, 32);
     let mut out = Vec::new();
     for (i, s) in chart.series.iter().enumerate() {
-        let w = root
-            .estimate_text_size(&s.label, &font)
-            .map_or(8 * s.label.len() as u32, |d| d.0) as i32;
+        let w = root.estimate_text_size(&s.label, &font).map_or(8 * s.label.len() as u32, |d| d.0)
+            as i32;
         if x + 26 + w > width - 12 && x > LEFT + 8 {
             x = LEFT + 8;
             y += 18;
@@ -157,17 +147,11 @@ fn draw<DB: DrawingBackend>(
     chart: &Chart,
 ) -> DrawResult<DB::ErrorType> {
     root.fill(&WHITE)?;
-    let title = ("sans-serif", 17)
-        .into_font()
-        .style(FontStyle::Bold)
-        .color(&RGBColor(31, 41, 51));
+    let title = ("sans-serif", 17).into_font().style(FontStyle::Bold).color(&RGBColor(31, 41, 51));
     root.draw(&Text::new(chart.title.clone(), (LEFT + 8, 8), title))?;
     for (x, y, i) in legend_layout(root, chart) {
         let c = color(chart.series[i].color);
-        root.draw(&PathElement::new(
-            vec![(x, y + 8), (x + 20, y + 8)],
-            c.stroke_width(3),
-        ))?;
+        root.draw(&PathElement::new(vec![(x, y + 8), (x + 20, y + 8)], c.stroke_width(3)))?;
         let font = ("sans-serif", 13).into_font().color(&RGBColor(60, 70, 80));
         root.draw(&Text::new(chart.series[i].label.clone(), (x + 26, y), font))?;
     }
@@ -178,28 +162,12 @@ fn draw<DB: DrawingBackend>(
         }
         XAxis::Nines { max } => (f64::from(max), 1.0, "percentile"),
     };
-    let ys = chart
-        .series
-        .iter()
-        .flat_map(|s| &s.points)
-        .map(|p| p.1)
-        .filter(|y| y.is_finite());
+    let ys = chart.series.iter().flat_map(|s| &s.points).map(|p| p.1).filter(|y| y.is_finite());
     let (y_min, y_max, ty): (f64, f64, fn(f64) -> f64) = if chart.log_y {
-        let lo = ys
-            .clone()
-            .filter(|y| *y > 0.0)
-            .fold(f64::INFINITY, f64::min);
+        let lo = ys.clone().filter(|y| *y > 0.0).fold(f64::INFINITY, f64::min);
         let hi = ys.fold(0.0, f64::max);
-        let lo = if lo.is_finite() {
-            lo.log10().floor()
-        } else {
-            0.0
-        };
-        let hi = if hi > 0.0 {
-            hi.log10().ceil().max(lo + 1.0)
-        } else {
-            lo + 1.0
-        };
+        let lo = if lo.is_finite() { lo.log10().floor() } else { 0.0 };
+        let hi = if hi > 0.0 { hi.log10().ceil().max(lo + 1.0) } else { lo + 1.0 };
         (lo, hi, |y| y.max(1e-9).log10())
     } else {
         let top = ys.fold(0.0, f64::max);
@@ -215,11 +183,7 @@ fn draw<DB: DrawingBackend>(
         .build_cartesian_2d(0f64..x_max, y_min..y_max)?;
     let nines_axis = matches!(chart.x, XAxis::Nines { .. });
     let x_fmt = |x: &f64| {
-        if nines_axis {
-            nines_label(*x)
-        } else {
-            tick(*x)
-        }
+        if nines_axis { nines_label(*x) } else { tick(*x) }
     };
     let log_y = chart.log_y;
     let y_fmt = |y: &f64| {
@@ -235,11 +199,7 @@ fn draw<DB: DrawingBackend>(
         .x_desc(x_desc)
         .y_desc(chart.y_label.as_str())
         .x_labels(if nines_axis { x_max as usize + 1 } else { 12 })
-        .y_labels(if log_y {
-            (y_max - y_min) as usize + 1
-        } else {
-            6
-        })
+        .y_labels(if log_y { (y_max - y_min) as usize + 1 } else { 6 })
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
         .label_style(("sans-serif", 12).into_font().color(&RGBColor(80, 90, 100)))
@@ -253,11 +213,7 @@ fn draw<DB: DrawingBackend>(
         let style = color(s.color).stroke_width(2);
         let points: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x, ty(y))).collect();
         let segments = segments(&points, scale, x_max * 0.003);
-        cc.draw_series(
-            segments
-                .into_iter()
-                .map(move |seg| PathElement::new(seg, style)),
-        )?;
+        cc.draw_series(segments.into_iter().map(move |seg| PathElement::new(seg, style)))?;
     }
     Ok(())
 }
@@ -279,22 +235,12 @@ fn shade_windows<DB: DrawingBackend>(
     for s in &chart.shades {
         let a = (s.from / scale).min(x_max);
         let b = (s.to / scale).clamp(a + x_max * 0.002, x_max);
-        cc.draw_series(std::iter::once(Rectangle::new(
-            [(a, y_min), (b, y_max)],
-            fill.filled(),
-        )))?;
-        cc.draw_series(std::iter::once(PathElement::new(
-            vec![(a, y_min), (a, y_max)],
-            edge,
-        )))?;
+        cc.draw_series(std::iter::once(Rectangle::new([(a, y_min), (b, y_max)], fill.filled())))?;
+        cc.draw_series(std::iter::once(PathElement::new(vec![(a, y_min), (a, y_max)], edge)))?;
         let start = a * px_per_x;
         let end = start + 7.0 * s.label.chars().count() as f64 + 8.0;
         let level = (0..)
-            .find(|l| {
-                !placed
-                    .iter()
-                    .any(|(s0, e0, l0)| l0 == l && start < *e0 && *s0 < end)
-            })
+            .find(|l| !placed.iter().any(|(s0, e0, l0)| l0 == l && start < *e0 && *s0 < end))
             .unwrap_or(0);
         placed.push((start, end, level));
         let font = ("sans-serif", 12).into_font().color(&RGBColor(160, 30, 30));
@@ -343,14 +289,7 @@ mod tests {
 
     #[test]
     fn segments_break_at_nan() {
-        let s = segments(
-            &[(0.0, 1.0), (1.0, f64::NAN), (2.0, 2.0), (3.0, 3.0)],
-            1.0,
-            0.5,
-        );
-        assert_eq!(
-            s,
-            vec![vec![(-0.5, 1.0), (0.5, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]
-        );
+        let s = segments(&[(0.0, 1.0), (1.0, f64::NAN), (2.0, 2.0), (3.0, 3.0)], 1.0, 0.5);
+        assert_eq!(s, vec![vec![(-0.5, 1.0), (0.5, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]);
     }
 }

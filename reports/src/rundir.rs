@@ -39,22 +39,12 @@ pub struct Formats {
 impl Formats {
     /// Everything.
     pub fn all() -> Formats {
-        Formats {
-            html: true,
-            md: true,
-            png: true,
-            svg: true,
-        }
+        Formats { html: true, md: true, png: true, svg: true }
     }
 
     /// Only the always-written data files (fast: no charts).
     pub fn data_only() -> Formats {
-        Formats {
-            html: false,
-            md: false,
-            png: false,
-            svg: false,
-        }
+        Formats { html: false, md: false, png: false, svg: false }
     }
 }
 
@@ -120,13 +110,7 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), ReportError> {
 /// A histogram name as a file stem: anything but letters, digits, `_`, `-` and `.` becomes `_`.
 fn file_stem(name: &str) -> String {
     name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
         .collect()
 }
 
@@ -139,17 +123,11 @@ pub fn write_run_dir(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     create_dir(dir)?;
-    write_file(
-        &dir.join("summary.json"),
-        &report.summary.to_json(),
-        &mut written,
-    )?;
+    write_file(&dir.join("summary.json"), &report.summary.to_json(), &mut written)?;
     let csv_path = dir.join("timeseries.csv");
     let mut csv = Vec::new();
-    timeseries::write_csv(&report.timeseries, &mut csv).map_err(|source| ReportError::Csv {
-        path: csv_path.clone(),
-        source,
-    })?;
+    timeseries::write_csv(&report.timeseries, &mut csv)
+        .map_err(|source| ReportError::Csv { path: csv_path.clone(), source })?;
     write_file(&csv_path, &csv, &mut written)?;
     let run = RunFile {
         schema: SCHEMA,
@@ -163,22 +141,14 @@ pub fn write_run_dir(
     let mut run_json = serde_json::to_vec_pretty(&run).expect("run.json always serializes");
     run_json.push(b'\n');
     write_file(&dir.join("run.json"), &run_json, &mut written)?;
-    write_file(
-        &dir.join("scenario.toml"),
-        report.meta.scenario_toml.as_bytes(),
-        &mut written,
-    )?;
+    write_file(&dir.join("scenario.toml"), report.meta.scenario_toml.as_bytes(), &mut written)?;
 
     let hist_dir = dir.join("histograms");
     create_dir(&hist_dir)?;
     for (name, h) in &report.histograms {
         let stem = file_stem(name);
         let hlog = hist::to_hlog(name, h, report.summary.sim_time_s);
-        write_file(
-            &hist_dir.join(format!("{stem}.hlog")),
-            hlog.as_bytes(),
-            &mut written,
-        )?;
+        write_file(&hist_dir.join(format!("{stem}.hlog")), hlog.as_bytes(), &mut written)?;
         write_file(
             &hist_dir.join(format!("{stem}.hgrm")),
             hist::to_hgrm(h).as_bytes(),
@@ -187,26 +157,15 @@ pub fn write_run_dir(
     }
 
     let need_charts = formats.png || formats.svg || formats.html;
-    let charts = if need_charts {
-        charts::run_charts(report)
-    } else {
-        Vec::new()
-    };
+    let charts = if need_charts { charts::run_charts(report) } else { Vec::new() };
     let svgs = if formats.svg || formats.html {
-        charts
-            .iter()
-            .map(charts::svg)
-            .collect::<Result<Vec<_>, _>>()?
+        charts.iter().map(charts::svg).collect::<Result<Vec<_>, _>>()?
     } else {
         Vec::new()
     };
     write_charts(dir, &charts, &svgs, formats, &mut written)?;
     if formats.md {
-        write_file(
-            &dir.join("report.md"),
-            markdown::report(report).as_bytes(),
-            &mut written,
-        )?;
+        write_file(&dir.join("report.md"), markdown::report(report).as_bytes(), &mut written)?;
     }
     if formats.html {
         let page = html::report_with(report, &charts, &svgs);
@@ -230,11 +189,7 @@ pub(crate) fn write_charts(
     create_dir(&chart_dir)?;
     for (i, chart) in charts.iter().enumerate() {
         if formats.svg {
-            write_file(
-                &chart_dir.join(format!("{}.svg", chart.id)),
-                svgs[i].as_bytes(),
-                written,
-            )?;
+            write_file(&chart_dir.join(format!("{}.svg", chart.id)), svgs[i].as_bytes(), written)?;
         }
         if formats.png {
             write_file(
@@ -254,34 +209,21 @@ fn read(path: &Path) -> Result<Vec<u8>, ReportError> {
 /// Reads a run directory written by [`write_run_dir`] back into the report it was written from.
 pub fn read_run_dir(dir: &Path) -> Result<RunReport, ReportError> {
     let path = dir.join("summary.json");
-    let summary: Summary =
-        serde_json::from_slice(&read(&path)?).map_err(|source| ReportError::Json {
-            path: path.clone(),
-            source,
-        })?;
+    let summary: Summary = serde_json::from_slice(&read(&path)?)
+        .map_err(|source| ReportError::Json { path: path.clone(), source })?;
     let path = dir.join("timeseries.csv");
-    let timeseries =
-        timeseries::read_csv(read(&path)?.as_slice()).map_err(|source| ReportError::Csv {
-            path: path.clone(),
-            source,
-        })?;
+    let timeseries = timeseries::read_csv(read(&path)?.as_slice())
+        .map_err(|source| ReportError::Csv { path: path.clone(), source })?;
     let path = dir.join("run.json");
-    let run: RunFile =
-        serde_json::from_slice(&read(&path)?).map_err(|source| ReportError::Json {
-            path: path.clone(),
-            source,
-        })?;
+    let run: RunFile = serde_json::from_slice(&read(&path)?)
+        .map_err(|source| ReportError::Json { path: path.clone(), source })?;
     let path = dir.join("scenario.toml");
     let scenario_toml = String::from_utf8_lossy(&read(&path)?).into_owned();
     let mut histograms = BTreeMap::new();
     for name in summary.latency.keys() {
-        let path = dir
-            .join("histograms")
-            .join(format!("{}.hlog", file_stem(name)));
-        let h = hist::from_hlog(&read(&path)?).map_err(|message| ReportError::Histogram {
-            path: path.clone(),
-            message,
-        })?;
+        let path = dir.join("histograms").join(format!("{}.hlog", file_stem(name)));
+        let h = hist::from_hlog(&read(&path)?)
+            .map_err(|message| ReportError::Histogram { path: path.clone(), message })?;
         histograms.insert(name.clone(), h);
     }
     Ok(RunReport {

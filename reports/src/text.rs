@@ -21,11 +21,7 @@ pub fn summary(r: &RunReport) -> String {
     let m = &s.messages;
     let mut out = String::new();
     let _ = writeln!(out, "{}  ({}, seed {})", s.scenario, s.pattern, s.seed);
-    let state = if s.drained {
-        "drained"
-    } else {
-        "NOT drained (stopped at the horizon)"
-    };
+    let state = if s.drained { "drained" } else { "NOT drained (stopped at the horizon)" };
     let _ = writeln!(
         out,
         "  {:<11} {} simulated: production {}, drain {}; {state}",
@@ -100,11 +96,7 @@ pub fn summary(r: &RunReport) -> String {
 
 fn expectations(r: &RunReport, out: &mut String) {
     let ex = &r.summary.expectations;
-    let width = ex
-        .iter()
-        .map(|e| e.metric.len() + 1 + e.condition.len())
-        .max()
-        .unwrap_or(0);
+    let width = ex.iter().map(|e| e.metric.len() + 1 + e.condition.len()).max().unwrap_or(0);
     for (i, e) in ex.iter().enumerate() {
         let head = if i == 0 { "expect" } else { "" };
         let verdict = if e.pass { "PASS" } else { "FAIL" };

@@ -23,9 +23,7 @@ pub const COLUMNS: [&str; 14] = [
 
 /// Writes the rows as CSV with a header (also when there are no rows).
 pub fn write_csv<W: io::Write>(rows: &[TimeseriesRow], out: W) -> Result<(), csv::Error> {
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(out);
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
     w.write_record(COLUMNS)?;
     for r in rows {
         w.serialize(r)?;
@@ -56,10 +54,7 @@ mod tests {
         write_csv(&rows, &mut buf).unwrap();
         let text = String::from_utf8(buf.clone()).unwrap();
         assert_eq!(text.lines().next().unwrap(), COLUMNS.join(","));
-        assert_eq!(
-            text.lines().nth(1).unwrap(),
-            "10.0,100,98,0,0,0,0,0,0,0,12.345,0.0"
-        );
+        assert_eq!(text.lines().nth(1).unwrap(), "10.0,100,98,0,0,0,0,0,0,0,12.345,0.0,0.0,0.0");
         // serde's field names are the columns.
         let mut w = csv::Writer::from_writer(Vec::new());
         w.serialize(&rows[0]).unwrap();

@@ -45,10 +45,7 @@ pub(crate) fn read(
         };
         src.at(
             span.clone(),
-            format!(
-                "cannot read {noun} file {file:?} ({}): {why}",
-                path.display()
-            ),
+            format!("cannot read {noun} file {file:?} ({}): {why}", path.display()),
         )
         .note("paths are relative to the scenario file's folder")
     })?;
@@ -121,11 +118,7 @@ mod tests {
     fn errors_point_at_the_line() {
         let e = parse("time\n1s\n  2s\n1s\n", Kind::Trace).unwrap_err();
         assert_eq!((e.0, e.1), (4, 1));
-        assert!(
-            e.2.contains("must not decrease: 1s comes after 2s (line 3)"),
-            "{}",
-            e.2
-        );
+        assert!(e.2.contains("must not decrease: 1s comes after 2s (line 3)"), "{}", e.2);
         assert!(parse("1s\n0s\n", Kind::Empirical).is_ok());
         let e = parse("1s\n  oops\n", Kind::Empirical).unwrap_err();
         assert_eq!((e.0, e.1), (2, 3));

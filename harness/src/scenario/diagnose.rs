@@ -38,15 +38,9 @@ pub(crate) fn dotted(path: &[Seg]) -> String {
 
 /// A key as TOML writes it: bare when it can be, quoted otherwise.
 pub(crate) fn key_text(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        key.to_string()
-    } else {
-        super::print::quote(key)
-    }
+    let bare =
+        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { key.to_string() } else { super::print::quote(key) }
 }
 
 /// Where a table is, for messages: `at the top level`, `in [consumer]`,
@@ -94,10 +88,7 @@ pub(crate) fn syntax_error(src: &Source<'_>, e: &toml::de::Error) -> ScenarioErr
     let Some(span) = e.span() else {
         return src.whole(message);
     };
-    if let Some(key) = src
-        .text(span.clone())
-        .filter(|_| message.ends_with("duplicate key"))
-    {
+    if let Some(key) = src.text(span.clone()).filter(|_| message.ends_with("duplicate key")) {
         message.push_str(&format!(" `{}`", key.trim()));
     }
     src.at(span, message)
@@ -110,10 +101,7 @@ pub(crate) fn serde_error(
     e: &toml::de::Error,
 ) -> ScenarioError {
     let span = e.span();
-    let path = span
-        .as_ref()
-        .and_then(|s| path_to(root, s))
-        .unwrap_or_default();
+    let path = span.as_ref().and_then(|s| path_to(root, s)).unwrap_or_default();
     let at = |message: String| match &span {
         Some(s) => src.at(s.clone(), message),
         None => src.whole(message),
@@ -129,9 +117,8 @@ pub(crate) fn serde_error(
             .expected_one_of(expected)
             .did_you_mean(key, expected);
     }
-    if let Some((found, expected)) = msg
-        .strip_prefix("invalid type: ")
-        .and_then(|r| r.split_once(", expected "))
+    if let Some((found, expected)) =
+        msg.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected "))
     {
         let (found, expected) = (plain(found), plain(expected));
         return at(format!(
@@ -169,16 +156,9 @@ mod tests {
 
     #[test]
     fn paths_print_the_way_toml_writes_them() {
-        let p = [
-            Seg::Key("faults".into()),
-            Seg::Index(1),
-            Seg::Key("from".into()),
-        ];
+        let p = [Seg::Key("faults".into()), Seg::Index(1), Seg::Key("from".into())];
         assert_eq!(dotted(&p), "faults[1].from");
-        assert_eq!(
-            dotted(&[Seg::Key("expect".into()), Seg::Key("a.b".into())]),
-            "expect.\"a.b\""
-        );
+        assert_eq!(dotted(&[Seg::Key("expect".into()), Seg::Key("a.b".into())]), "expect.\"a.b\"");
         assert_eq!(table_name(&[]), "at the top level");
         assert_eq!(table_name(&p[..2]), "in [[faults]] (entry 2)");
         assert_eq!(
@@ -194,17 +174,11 @@ mod tests {
         let y = text.find('y').unwrap();
         assert_eq!(
             path_to(root.get_ref(), &(y..y + 1)),
-            Some(vec![
-                Seg::Key("f".into()),
-                Seg::Index(1),
-                Seg::Key("y".into())
-            ])
+            Some(vec![Seg::Key("f".into()), Seg::Index(1), Seg::Key("y".into())])
         );
         let z = text.find('"').unwrap();
         assert_eq!(
-            path_to(root.get_ref(), &(z..z + 3))
-                .map(|p| dotted(&p))
-                .as_deref(),
+            path_to(root.get_ref(), &(z..z + 3)).map(|p| dotted(&p)).as_deref(),
             Some("f[1].y")
         );
         assert_eq!(path_to(root.get_ref(), &(999..1000)), None);

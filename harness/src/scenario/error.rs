@@ -40,15 +40,9 @@ impl ScenarioError {
         line_col: Option<(usize, usize)>,
         message: impl Into<String>,
     ) -> ScenarioError {
-        let inner = Inner {
-            place: place.into(),
-            line_col,
-            message: message.into(),
-            notes: Vec::new(),
-        };
-        ScenarioError {
-            inner: Box::new(inner),
-        }
+        let inner =
+            Inner { place: place.into(), line_col, message: message.into(), notes: Vec::new() };
+        ScenarioError { inner: Box::new(inner) }
     }
 
     /// Adds a line of explanation under the message.
@@ -129,11 +123,7 @@ pub(crate) fn did_you_mean<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c
         let prefix = word.len() >= 3 && (c.starts_with(&word) || word.starts_with(&c));
         (close || prefix || strsim::jaro_winkler(&word, &c) >= 0.9).then_some(dist)
     };
-    candidates
-        .iter()
-        .filter_map(|c| score(c).map(|d| (d, *c)))
-        .min_by_key(|(d, _)| *d)
-        .map(|x| x.1)
+    candidates.iter().filter_map(|c| score(c).map(|d| (d, *c))).min_by_key(|(d, _)| *d).map(|x| x.1)
 }
 
 /// `--set` values get spans past any real document: override `i` has the span
@@ -209,13 +199,9 @@ mod tests {
 
     #[test]
     fn display_has_place_position_message_and_notes() {
-        let e = ScenarioError::new(
-            "x.toml",
-            Some((12, 9)),
-            "unknown key `instanse` in [consumer]",
-        )
-        .expected_one_of(&["instances", "concurrency"])
-        .did_you_mean("instanse", &["instances", "concurrency"]);
+        let e = ScenarioError::new("x.toml", Some((12, 9)), "unknown key `instanse` in [consumer]")
+            .expected_one_of(&["instances", "concurrency"])
+            .did_you_mean("instanse", &["instances", "concurrency"]);
         assert_eq!(
             e.to_string(),
             "x.toml:12:9: error: unknown key `instanse` in [consumer]\n  \
@@ -227,14 +213,7 @@ mod tests {
 
     #[test]
     fn close_names_are_suggested_and_far_ones_are_not() {
-        let keys = [
-            "instances",
-            "concurrency",
-            "batch_size",
-            "work",
-            "calls",
-            "poll_interval",
-        ];
+        let keys = ["instances", "concurrency", "batch_size", "work", "calls", "poll_interval"];
         assert_eq!(did_you_mean("instanse", &keys), Some("instances"));
         assert_eq!(did_you_mean("batch-size", &keys), Some("batch_size"));
         assert_eq!(did_you_mean("Concurency", &keys), Some("concurrency"));

@@ -32,11 +32,7 @@ pub(crate) fn faults(
     let Some(list) = list else {
         return Ok(Vec::new());
     };
-    list.get_ref()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| fault(src, i, f, s))
-        .collect()
+    list.get_ref().iter().enumerate().map(|(i, f)| fault(src, i, f, s)).collect()
 }
 
 /// The context of one fault for messages: its index and table.
@@ -65,12 +61,7 @@ fn fault(src: &Source<'_>, index: usize, table: &S<FaultFile>, s: &Scenario) -> 
     let at = At { src, index, table };
     let f = table.get_ref();
     let names = KINDS.map(|k| k.0);
-    let kind = choice(
-        src,
-        at.require(&f.kind, "kind", "\"outage\"")?,
-        &at.key("kind"),
-        &names,
-    )?;
+    let kind = choice(src, at.require(&f.kind, "kind", "\"outage\"")?, &at.key("kind"), &names)?;
     only_keys_of(&at, kind)?;
     let target_v = at.require(&f.target, "target", "\"payments\"")?;
     let target = target(&at, target_v, kind, s)?;
@@ -98,11 +89,7 @@ fn only_keys_of(at: &At<'_, '_>, kind: &str) -> Res<()> {
         if let (Some(v), false) = (field, takes.contains(&key)) {
             let all: Vec<&str> = ["kind", "target"].iter().chain(takes).copied().collect();
             let msg = format!("key `{key}` does not apply to a {kind} fault");
-            return Err(at
-                .src
-                .at(v.span(), msg)
-                .expected_one_of(&all)
-                .did_you_mean(key, takes));
+            return Err(at.src.at(v.span(), msg).expected_one_of(&all).did_you_mean(key, takes));
         }
     }
     Ok(())
@@ -144,11 +131,7 @@ fn window_fault(at: &At<'_, '_>, kind: &str) -> Res<FaultKind> {
     Ok(match kind {
         "latency" => {
             let v = at.require(&f.add, "add", "\"400ms\"")?;
-            FaultKind::Latency {
-                from,
-                to,
-                add: positive_duration(at.src, v, &at.key("add"))?,
-            }
+            FaultKind::Latency { from, to, add: positive_duration(at.src, v, &at.key("add"))? }
         }
         "error-rate" => {
             let v = at.require(&f.error_rate, "error_rate", "0.5")?;
@@ -180,11 +163,7 @@ fn crash(at: &At<'_, '_>, s: &Scenario) -> Res<FaultKind> {
         Raw::Str(s) if s.trim() == "never" => Ok(None),
         _ => duration(at.src, v, &at.key("restart_after")).map(Some),
     })?;
-    Ok(FaultKind::Crash {
-        at: when,
-        instances,
-        restart_after: restart_after.flatten(),
-    })
+    Ok(FaultKind::Crash { at: when, instances, restart_after: restart_after.flatten() })
 }
 
 fn too_many(e: ScenarioError) -> ScenarioError {

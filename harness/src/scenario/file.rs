@@ -162,7 +162,10 @@ impl CostFile {
     pub(crate) fn overrides(&self) -> [(&'static str, &Field); 19] {
         [
             ("consumption_gb_s_usd", &self.consumption_gb_s_usd),
-            ("consumption_per_million_executions_usd", &self.consumption_per_million_executions_usd),
+            (
+                "consumption_per_million_executions_usd",
+                &self.consumption_per_million_executions_usd,
+            ),
             ("gb_second_usd", &self.gb_second_usd),
             ("per_million_executions_usd", &self.per_million_executions_usd),
             ("flex_on_demand_gb_s_usd", &self.flex_on_demand_gb_s_usd),
@@ -174,7 +177,10 @@ impl CostFile {
             ("aca_vcpu_s_usd", &self.aca_vcpu_s_usd),
             ("aca_gib_s_usd", &self.aca_gib_s_usd),
             ("worker_instance_hour_usd", &self.worker_instance_hour_usd),
-            ("service_bus_per_million_operations_usd", &self.service_bus_per_million_operations_usd),
+            (
+                "service_bus_per_million_operations_usd",
+                &self.service_bus_per_million_operations_usd,
+            ),
             ("storage_queue_per_10k_operations_usd", &self.storage_queue_per_10k_operations_usd),
             ("free_consumption_executions", &self.free_consumption_executions),
             ("free_consumption_gb_s", &self.free_consumption_gb_s),

@@ -149,8 +149,10 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
     if !plan.elastic() {
         return Err(src
             .at(table.span(), format!("[scaling] does not apply to hosting = \"{}\"", plan.name()))
-            .note("its instance count is fixed by `consumer.instances`; [scaling] is for \
-                   functions-consumption, functions-flex, functions-premium and aca-job"));
+            .note(
+                "its instance count is fixed by `consumer.instances`; [scaling] is for \
+                   functions-consumption, functions-flex, functions-premium and aca-job",
+            ));
     }
     let f = table.get_ref();
     if let Some(v) = &f.min_instances {
@@ -194,11 +196,12 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
     })?;
     s.polling_interval = polling.unwrap_or(s.polling_interval);
     s.cooldown = opt(&f.cooldown, |v| duration(src, v, "scaling.cooldown"))?.unwrap_or(s.cooldown);
-    s.scale_out_step =
-        opt(&f.scale_out_step, |v| duration(src, v, "scaling.scale_out_step"))?
-            .unwrap_or(s.scale_out_step);
-    s.cold_start = opt(&f.cold_start, |v| dist(src, v, "scaling.cold_start"))?.unwrap_or(s.cold_start);
-    s.prewarmed = opt(&f.prewarmed, |v| count(src, v, "scaling.prewarmed", 0))?.unwrap_or(s.prewarmed);
+    s.scale_out_step = opt(&f.scale_out_step, |v| duration(src, v, "scaling.scale_out_step"))?
+        .unwrap_or(s.scale_out_step);
+    s.cold_start =
+        opt(&f.cold_start, |v| dist(src, v, "scaling.cold_start"))?.unwrap_or(s.cold_start);
+    s.prewarmed =
+        opt(&f.prewarmed, |v| count(src, v, "scaling.prewarmed", 0))?.unwrap_or(s.prewarmed);
     Ok(s)
 }
 
@@ -209,15 +212,21 @@ fn web_spec(src: &Source<'_>, plan: Plan, f: Option<&S<WebFile>>) -> Res<WebTier
     if plan != Plan::WebJob {
         return Err(src
             .at(table.span(), format!("[web] does not apply to hosting = \"{}\"", plan.name()))
-            .note("the web tier shares CPU only with a WebJob: set consumer.hosting = \"webjob\""));
+            .note(
+                "the web tier shares CPU only with a WebJob: set consumer.hosting = \"webjob\"",
+            ));
     }
     let f = table.get_ref();
     Ok(WebTierSpec {
         rate_per_s: opt(&f.rate, |v| rate(src, v, "web.rate"))?.unwrap_or(d.rate_per_s),
-        cpu_per_request: opt(&f.cpu_per_request, |v| positive_duration(src, v, "web.cpu_per_request"))?
-            .unwrap_or(d.cpu_per_request),
-        handler_cpu_share: opt(&f.handler_cpu_share, |v| probability(src, v, "web.handler_cpu_share"))?
-            .unwrap_or(d.handler_cpu_share),
+        cpu_per_request: opt(&f.cpu_per_request, |v| {
+            positive_duration(src, v, "web.cpu_per_request")
+        })?
+        .unwrap_or(d.cpu_per_request),
+        handler_cpu_share: opt(&f.handler_cpu_share, |v| {
+            probability(src, v, "web.handler_cpu_share")
+        })?
+        .unwrap_or(d.handler_cpu_share),
     })
 }
 

@@ -4,8 +4,8 @@
 
 use super::diagnose::key_text;
 use sim::spec::{
-    Arrivals, ConsumerSpec, CostSpec, FaultKind, FaultSpec, HostingSpec, Plan, Pricing,
-    QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Arrivals, ConsumerSpec, CostSpec, FaultKind, FaultSpec, HostingSpec, Plan, Pricing, QueueSpec,
+    RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -238,11 +238,7 @@ fn fault(out: &mut Out, f: &FaultSpec) {
             out.dur("from", from);
             out.dur("to", to);
         }
-        FaultKind::Crash {
-            at,
-            instances,
-            restart_after,
-        } => {
+        FaultKind::Crash { at, instances, restart_after } => {
             out.dur("at", at);
             out.raw("instances", instances);
             match restart_after {

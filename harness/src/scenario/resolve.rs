@@ -45,26 +45,13 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
 fn top_level(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     let at_top = || (TOP, "at the top level");
     let d = Scenario::default();
-    let name = string(
-        src,
-        require(src, &f.name, "name", at_top(), "\"orders-burst\"")?,
-        "name",
-    )?;
+    let name = string(src, require(src, &f.name, "name", at_top(), "\"orders-burst\"")?, "name")?;
     if name.trim().is_empty() {
-        return Err(src.at(
-            f.name.as_ref().map_or(TOP, S::span),
-            "`name` must not be empty",
-        ));
+        return Err(src.at(f.name.as_ref().map_or(TOP, S::span), "`name` must not be empty"));
     }
     let duration_v = require(src, &f.duration, "duration", at_top(), "\"1h\"")?;
     let length = positive_duration(src, duration_v, "duration")?;
-    let pattern_v = require(
-        src,
-        &f.pattern,
-        "pattern",
-        at_top(),
-        "\"competing-consumers\"",
-    )?;
+    let pattern_v = require(src, &f.pattern, "pattern", at_top(), "\"competing-consumers\"")?;
     let names = PatternKind::ALL.map(PatternKind::name);
     let pattern = PatternKind::from_name(choice(src, pattern_v, "pattern", &names)?);
     let warmup = opt(&f.warmup, |v| duration(src, v, "warmup"))?.unwrap_or(d.warmup);
@@ -96,10 +83,7 @@ fn seed(src: &Source<'_>, v: &S<Raw>) -> Res<u64> {
     match v.get_ref() {
         Raw::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             s.parse().map_err(|_| {
-                src.at(
-                    v.span(),
-                    format!("`seed` must be at most {} (found {s})", u64::MAX),
-                )
+                src.at(v.span(), format!("`seed` must be at most {} (found {s})", u64::MAX))
             })
         }
         _ => integer(src, v, "seed", 0..=u64::MAX.into()).map(|i| i as u64),
@@ -118,9 +102,7 @@ fn workload_spec(src: &Source<'_>, w: Option<&S<WorkloadFile>>) -> Res<WorkloadS
 fn api(src: &Source<'_>, a: Option<&S<ApiFile>>) -> Res<ApiSpec> {
     let accept = a.and_then(|a| a.get_ref().accept.as_ref());
     let accept = accept.map(|v| dist(src, v, "api.accept")).transpose()?;
-    Ok(ApiSpec {
-        accept: accept.unwrap_or(ApiSpec::default().accept),
-    })
+    Ok(ApiSpec { accept: accept.unwrap_or(ApiSpec::default().accept) })
 }
 
 /// The queue kinds, by scenario-file name.
@@ -137,24 +119,14 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
     };
     let (max_lock, why) = match spec.kind {
         QueueKind::ServiceBus => (5 * NS_PER_MIN, "Service Bus locks last at most 5 minutes"),
-        QueueKind::StorageQueue => (
-            7 * NS_PER_DAY,
-            "storage queue visibility timeouts are 1s to 7d",
-        ),
+        QueueKind::StorageQueue => {
+            (7 * NS_PER_DAY, "storage queue visibility timeouts are 1s to 7d")
+        }
     };
-    let lock_min = if spec.kind == QueueKind::ServiceBus {
-        1
-    } else {
-        NS_PER_S
-    };
+    let lock_min = if spec.kind == QueueKind::ServiceBus { 1 } else { NS_PER_S };
     if let Some(v) = &q.visibility_timeout {
-        spec.visibility_timeout = duration_within(
-            src,
-            v,
-            "queue.visibility_timeout",
-            (lock_min, max_lock),
-            why,
-        )?;
+        spec.visibility_timeout =
+            duration_within(src, v, "queue.visibility_timeout", (lock_min, max_lock), why)?;
     }
     if let Some(v) = &q.max_delivery_count {
         spec.max_delivery_count = count(src, v, "queue.max_delivery_count", 1)?;
@@ -176,9 +148,8 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
     if let Some(v) = &q.lock_renewal {
         spec.lock_renewal = duration(src, v, "queue.lock_renewal")?;
     }
-    spec.new_batch_threshold = opt(&q.new_batch_threshold, |v| {
-        count(src, v, "queue.new_batch_threshold", 0)
-    })?;
+    spec.new_batch_threshold =
+        opt(&q.new_batch_threshold, |v| count(src, v, "queue.new_batch_threshold", 0))?;
     Ok(spec)
 }
 
@@ -190,23 +161,12 @@ fn consumer(
     services: &Services,
 ) -> Res<ConsumerSpec> {
     let d = ConsumerSpec::default();
-    let batch_default = if kind == QueueKind::StorageQueue {
-        16
-    } else {
-        d.batch_size
-    };
+    let batch_default = if kind == QueueKind::StorageQueue { 16 } else { d.batch_size };
     let Some(c) = c.map(S::get_ref) else {
-        return Ok(ConsumerSpec {
-            batch_size: batch_default,
-            ..d
-        });
+        return Ok(ConsumerSpec { batch_size: batch_default, ..d });
     };
     let batch_size = opt(&c.batch_size, |v| {
-        let max = if kind == QueueKind::StorageQueue {
-            32
-        } else {
-            u32::MAX.into()
-        };
+        let max = if kind == QueueKind::StorageQueue { 32 } else { u32::MAX.into() };
         let n = integer(src, v, "consumer.batch_size", 1..=max).map_err(|e| {
             if max == 32 {
                 e.note("a storage queue receive returns at most 32 messages")
@@ -253,9 +213,7 @@ pub(crate) fn service_name(src: &Source<'_>, v: &S<Raw>, key: &str, known: &[&st
     }
     let e = src.at(v.span(), format!("unknown service `{name}` in `{key}`"));
     if known.is_empty() {
-        return Err(e.note(format!(
-            "no services are defined: add a [services.{name}] table"
-        )));
+        return Err(e.note(format!("no services are defined: add a [services.{name}] table")));
     }
     Err(e.expected_one_of(known).did_you_mean(&name, known))
 }
@@ -268,16 +226,10 @@ fn services(src: &Source<'_>, named: &Named<ServiceFile>) -> Res<Services> {
         if name.get_ref() == "consumer" || name.get_ref().is_empty() {
             let why = "`consumer` names the consumer in fault targets; choose another service name";
             return Err(src
-                .at(
-                    name.span(),
-                    format!("bad service name {:?}", name.get_ref()),
-                )
+                .at(name.span(), format!("bad service name {:?}", name.get_ref()))
                 .note(why));
         }
-        out.insert(
-            name.get_ref().clone(),
-            service(src, name.get_ref(), sf.get_ref())?,
-        );
+        out.insert(name.get_ref().clone(), service(src, name.get_ref(), sf.get_ref())?);
     }
     Ok(out)
 }
@@ -295,12 +247,8 @@ fn service(src: &Source<'_>, name: &str, sf: &ServiceFile) -> Res<ServiceSpec> {
 }
 
 /// The backoff kinds, by scenario-file name.
-const BACKOFFS: [Backoff; 4] = [
-    Backoff::Constant,
-    Backoff::Linear,
-    Backoff::Exponential,
-    Backoff::DecorrelatedJitter,
-];
+const BACKOFFS: [Backoff; 4] =
+    [Backoff::Constant, Backoff::Linear, Backoff::Exponential, Backoff::DecorrelatedJitter];
 
 /// `[retry]`: `RetrySpec::default()` overridden by the keys given.
 fn retry(src: &Source<'_>, r: &S<RetryFile>) -> Res<RetrySpec> {
@@ -312,20 +260,14 @@ fn retry(src: &Source<'_>, r: &S<RetryFile>) -> Res<RetrySpec> {
     let spec = RetrySpec {
         backoff: backoff.unwrap_or(d.backoff),
         base: opt(&f.base, |v| positive_duration(src, v, "retry.base"))?.unwrap_or(d.base),
-        max_delay: opt(&f.max_delay, |v| {
-            positive_duration(src, v, "retry.max_delay")
-        })?
-        .unwrap_or(d.max_delay),
+        max_delay: opt(&f.max_delay, |v| positive_duration(src, v, "retry.max_delay"))?
+            .unwrap_or(d.max_delay),
         max_attempts: opt(&f.max_attempts, |v| count(src, v, "retry.max_attempts", 0))?
             .unwrap_or(d.max_attempts),
         jitter: opt(&f.jitter, |v| boolean(src, v, "retry.jitter"))?.unwrap_or(d.jitter),
     };
     if spec.max_delay < spec.base {
-        let span = f
-            .max_delay
-            .as_ref()
-            .or(f.base.as_ref())
-            .map_or(r.span(), S::span);
+        let span = f.max_delay.as_ref().or(f.base.as_ref()).map_or(r.span(), S::span);
         let (cap, base) = (format_duration(spec.max_delay), format_duration(spec.base));
         return Err(src.at(
             span,
@@ -342,10 +284,7 @@ fn expect(src: &Source<'_>, named: &Named<Raw>) -> Res<Vec<Expectation>> {
     };
     let mut entries: Vec<_> = table.get_ref().iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
-    entries
-        .into_iter()
-        .map(|(metric, v)| expectation(src, metric, v))
-        .collect()
+    entries.into_iter().map(|(metric, v)| expectation(src, metric, v)).collect()
 }
 
 fn expectation(src: &Source<'_>, metric: &S<String>, v: &S<Raw>) -> Res<Expectation> {
@@ -360,24 +299,13 @@ fn expectation(src: &Source<'_>, metric: &S<String>, v: &S<Raw>) -> Res<Expectat
     let condition = match v.get_ref() {
         Raw::Str(s) => s.clone(),
         Raw::Int(_) | Raw::Float(_) => {
-            let n = v
-                .get_ref()
-                .describe()
-                .replace("integer ", "")
-                .replace("float ", "");
+            let n = v.get_ref().describe().replace("integer ", "").replace("float ", "");
             let what = "a condition like \"<= 10\"";
             return Err(wrong_type(src, v, &key, what).suggest_value(Some(&format!("== {n}"))));
         }
         _ => return Err(wrong_type(src, v, &key, "a condition like \"<= 10\"")),
     };
-    let (op, threshold) = super::units::parse_condition(name, &condition).map_err(|e| {
-        src.at(v.span(), e.message)
-            .suggest_value(e.suggestion.as_deref())
-    })?;
-    Ok(Expectation {
-        metric: name.clone(),
-        op,
-        threshold,
-        condition,
-    })
+    let (op, threshold) = super::units::parse_condition(name, &condition)
+        .map_err(|e| src.at(v.span(), e.message).suggest_value(e.suggestion.as_deref()))?;
+    Ok(Expectation { metric: name.clone(), op, threshold, condition })
 }

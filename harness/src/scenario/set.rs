@@ -27,9 +27,8 @@ pub(crate) fn apply<'a>(
 }
 
 fn apply_one<'a>(root: &mut DeTable<'a>, set: &'a str, span: Range<usize>) -> Result<(), String> {
-    let (key, value) = set
-        .split_once('=')
-        .ok_or("expected key=value, e.g. --set consumer.instances=8")?;
+    let (key, value) =
+        set.split_once('=').ok_or("expected key=value, e.g. --set consumer.instances=8")?;
     let path = parse_path(key.trim())?;
     let value = parse_value(value.trim(), &span);
     put_in_table(root, &path, value, span, &[])
@@ -42,9 +41,7 @@ pub(crate) fn parse_path(key: &str) -> Result<Vec<Seg>, String> {
     let mut rest = key;
     loop {
         rest = if let Some(quoted) = rest.strip_prefix('"') {
-            let end = quoted
-                .find('"')
-                .ok_or_else(|| bad("a quote is not closed"))?;
+            let end = quoted.find('"').ok_or_else(|| bad("a quote is not closed"))?;
             segs.push(Seg::Key(quoted[..end].to_string()));
             &quoted[end + 1..]
         } else {
@@ -61,10 +58,7 @@ pub(crate) fn parse_path(key: &str) -> Result<Vec<Seg>, String> {
         };
         while let Some(index) = rest.strip_prefix('[') {
             let end = index.find(']').ok_or_else(|| bad("a `[` is not closed"))?;
-            let i = index[..end]
-                .trim()
-                .parse()
-                .map_err(|_| bad("expected a number in `[...]`"))?;
+            let i = index[..end].trim().parse().map_err(|_| bad("expected a number in `[...]`"))?;
             segs.push(Seg::Index(i));
             rest = &index[end + 1..];
         }
@@ -96,10 +90,7 @@ fn respan<'a>(value: DeValue<'a>, span: &Range<usize>) -> Spanned<DeValue<'a>> {
         DeValue::Table(t) => DeValue::Table(
             t.into_iter()
                 .map(|(k, v)| {
-                    (
-                        Spanned::new(span.clone(), k.into_inner()),
-                        respan(v.into_inner(), span),
-                    )
+                    (Spanned::new(span.clone(), k.into_inner()), respan(v.into_inner(), span))
                 })
                 .collect(),
         ),
@@ -134,17 +125,13 @@ fn put_in_table<'a>(
     if !table.contains_key(key.as_str()) {
         if let Some(Seg::Index(i)) = rest.first() {
             let at = dotted(&[done, &[Seg::Key(key)]].concat());
-            return Err(format!(
-                "there is no `{at}` in the scenario, so no entry {i} to change"
-            ));
+            return Err(format!("there is no `{at}` in the scenario, so no entry {i} to change"));
         }
         let empty = Spanned::new(span.clone(), DeValue::Table(DeTable::new()));
         table.insert(Spanned::new(span.clone(), Cow::Owned(key.clone())), empty);
     }
     let here = [done, &[Seg::Key(key.clone())]].concat();
-    let child = table
-        .get_mut(key.as_str())
-        .ok_or("the key could not be created")?;
+    let child = table.get_mut(key.as_str()).ok_or("the key could not be created")?;
     put_in_value(child, rest, value, span, &here)
 }
 
@@ -170,9 +157,9 @@ fn put_in_value<'a>(
             let here = [done, &[Seg::Index(*i)]].concat();
             put_in_value(item, rest, value, span, &here)
         }
-        (DeValue::Array(_), Seg::Key(k)) => Err(format!(
-            "`{at}` is an array: pick an entry first, e.g. `{at}.0.{k}`"
-        )),
+        (DeValue::Array(_), Seg::Key(k)) => {
+            Err(format!("`{at}` is an array: pick an entry first, e.g. `{at}.0.{k}`"))
+        }
         (other, _) => Err(format!("`{at}` is a {}, not a table", other.type_str())),
     }
 }
@@ -187,17 +174,11 @@ mod tests {
 
     #[test]
     fn paths_take_dots_brackets_and_quotes() {
-        assert_eq!(
-            parse_path("consumer.instances"),
-            Ok(vec![key("consumer"), key("instances")])
-        );
+        assert_eq!(parse_path("consumer.instances"), Ok(vec![key("consumer"), key("instances")]));
         let fault = Ok(vec![key("faults"), Seg::Index(0), key("to")]);
         assert_eq!(parse_path("faults.0.to"), fault);
         assert_eq!(parse_path("faults[0].to"), fault);
-        assert_eq!(
-            parse_path("expect.\"a.b\""),
-            Ok(vec![key("expect"), key("a.b")])
-        );
+        assert_eq!(parse_path("expect.\"a.b\""), Ok(vec![key("expect"), key("a.b")]));
         for bad in ["", "a..b", "a.", "a[", "a[x]", "a[0]b", "\"a", ".a"] {
             assert!(parse_path(bad).is_err(), "{bad:?}");
         }
@@ -206,14 +187,8 @@ mod tests {
     #[test]
     fn values_parse_as_toml_or_fall_back_to_strings() {
         let span = 5..6;
-        assert!(matches!(
-            parse_value("8", &span).into_inner(),
-            DeValue::Integer(_)
-        ));
-        assert!(matches!(
-            parse_value("[\"a\"]", &span).into_inner(),
-            DeValue::Array(_)
-        ));
+        assert!(matches!(parse_value("8", &span).into_inner(), DeValue::Integer(_)));
+        assert!(matches!(parse_value("[\"a\"]", &span).into_inner(), DeValue::Array(_)));
         match parse_value("45m", &span).into_inner() {
             DeValue::String(s) => assert_eq!(s, "45m"),
             other => panic!("{other:?}"),

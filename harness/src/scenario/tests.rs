@@ -108,59 +108,25 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn the_design_example_loads() -> TestResult {
     let s = load_text(DESIGN_EXAMPLE)?;
-    assert_eq!(
-        (s.name.as_str(), s.seed, s.duration),
-        ("orders-burst", 42, 2 * NS_PER_H)
-    );
-    assert_eq!(
-        (s.drain, s.warmup, s.interval),
-        (Some(NS_PER_H), 0, 10 * NS_PER_S)
-    );
+    assert_eq!((s.name.as_str(), s.seed, s.duration), ("orders-burst", 42, 2 * NS_PER_H));
+    assert_eq!((s.drain, s.warmup, s.interval), (Some(NS_PER_H), 0, 10 * NS_PER_S));
     assert_eq!(s.pattern, PatternKind::CompetingConsumers);
     assert_eq!(s.workload.rate_per_s, 100.0);
     assert_eq!(s.workload.phases[0].rate_per_s, 2000.0);
-    assert_eq!(
-        s.workload.classes,
-        vec![("normal".into(), 0.999), ("poison".into(), 0.001)]
-    );
+    assert_eq!(s.workload.classes, vec![("normal".into(), 0.999), ("poison".into(), 0.001)]);
     assert_eq!(s.queue.visibility_timeout, 30 * NS_PER_S);
-    assert_eq!(
-        (s.queue.max_delivery_count, s.queue.ttl),
-        (5, Some(24 * NS_PER_H))
-    );
-    assert_eq!(
-        s.consumer.work,
-        Dist::lognormal(200 * NS_PER_MS, 2 * NS_PER_S)?
-    );
+    assert_eq!((s.queue.max_delivery_count, s.queue.ttl), (5, Some(24 * NS_PER_H)));
+    assert_eq!(s.consumer.work, Dist::lognormal(200 * NS_PER_MS, 2 * NS_PER_S)?);
     assert_eq!(s.consumer.calls, vec!["payments".to_string()]);
     assert_eq!(s.services["payments"].timeout, Some(10 * NS_PER_S));
     assert_eq!(s.retry, Some(RetrySpec::default()));
-    assert_eq!(
-        s.faults[0].kind,
-        FaultKind::Outage {
-            from: 30 * NS_PER_MIN,
-            to: 40 * NS_PER_MIN
-        }
-    );
-    let crash = FaultKind::Crash {
-        at: 45 * NS_PER_MIN,
-        instances: 2,
-        restart_after: Some(NS_PER_MIN),
-    };
+    assert_eq!(s.faults[0].kind, FaultKind::Outage { from: 30 * NS_PER_MIN, to: 40 * NS_PER_MIN });
+    let crash =
+        FaultKind::Crash { at: 45 * NS_PER_MIN, instances: 2, restart_after: Some(NS_PER_MIN) };
     assert_eq!(s.faults[1].kind, crash);
     let metrics: Vec<&str> = s.expect.iter().map(|e| e.metric.as_str()).collect();
-    assert_eq!(
-        metrics,
-        [
-            "messages.lost",
-            "latency.end_to_end.p99_ms",
-            "messages.dead_lettered"
-        ]
-    );
-    assert_eq!(
-        (s.expect[1].op, s.expect[1].threshold),
-        (CmpOp::Lt, 30_000.0)
-    );
+    assert_eq!(metrics, ["messages.lost", "latency.end_to_end.p99_ms", "messages.dead_lettered"]);
+    assert_eq!((s.expect[1].op, s.expect[1].threshold), (CmpOp::Lt, 30_000.0));
     assert_eq!(s.expect[1].condition, "< 30s");
     Ok(())
 }
@@ -169,15 +135,9 @@ fn the_design_example_loads() -> TestResult {
 fn a_minimal_file_gets_the_documented_defaults() -> TestResult {
     let s = load_text(MINIMAL)?;
     let d = Scenario::default();
-    assert_eq!(
-        (s.seed, s.drain, s.warmup, s.interval),
-        (1, None, 0, 10 * NS_PER_S)
-    );
+    assert_eq!((s.seed, s.drain, s.warmup, s.interval), (1, None, 0, 10 * NS_PER_S));
     assert_eq!(s.pattern, PatternKind::LoadLeveling);
-    assert_eq!(
-        (&s.workload, &s.api, &s.queue),
-        (&d.workload, &d.api, &d.queue)
-    );
+    assert_eq!((&s.workload, &s.api, &s.queue), (&d.workload, &d.api, &d.queue));
     assert_eq!(s.queue, QueueSpec::service_bus());
     assert_eq!(s.consumer, d.consumer);
     assert_eq!(s.consumer.batch_size, 1);
@@ -191,10 +151,7 @@ fn a_minimal_file_gets_the_documented_defaults() -> TestResult {
 fn storage_queue_defaults_then_the_keys_given() -> TestResult {
     let s = load_text(&format!("{MINIMAL}[queue]\nkind = \"storage-queue\"\n"))?;
     assert_eq!(s.queue, QueueSpec::storage_queue());
-    assert_eq!(
-        (s.queue.visibility_timeout, s.queue.max_delivery_count),
-        (10 * NS_PER_MIN, 5)
-    );
+    assert_eq!((s.queue.visibility_timeout, s.queue.max_delivery_count), (10 * NS_PER_MIN, 5));
     assert_eq!(s.queue.ttl, Some(7 * NS_PER_DAY));
     assert_eq!(s.consumer.batch_size, 16);
     let s = load_text(&format!(
@@ -202,10 +159,7 @@ fn storage_queue_defaults_then_the_keys_given() -> TestResult {
          new_batch_threshold = 4\n[consumer]\nbatch_size = 32\n"
     ))?;
     assert_eq!((s.queue.max_delivery_count, s.queue.ttl), (3, None));
-    assert_eq!(
-        (s.queue.new_batch_threshold, s.consumer.batch_size),
-        (Some(4), 32)
-    );
+    assert_eq!((s.queue.new_batch_threshold, s.consumer.batch_size), (Some(4), 32));
     assert_eq!(s.queue.visibility_timeout, 10 * NS_PER_MIN);
     Ok(())
 }
@@ -307,75 +261,28 @@ fn impossible_values_are_rejected_at_the_value() {
             "5:13",
             "`consumer.instances` must be at least 1 (found 0)",
         ),
-        (
-            "[consumer]\nconcurrency = -2\n",
-            "5:15",
-            "`consumer.concurrency` must be at least 1",
-        ),
-        (
-            "[queue]\nkind = \"storage-queue\"\n[consumer]\nbatch_size = 33\n",
-            "7:14",
-            "at most 32",
-        ),
-        (
-            "[queue]\nmax_delivery_count = 0\n",
-            "5:22",
-            "must be at least 1",
-        ),
-        (
-            "[queue]\nvisibility_timeout = \"10m\"\n",
-            "5:22",
-            "between 1ns and 5m",
-        ),
+        ("[consumer]\nconcurrency = -2\n", "5:15", "`consumer.concurrency` must be at least 1"),
+        ("[queue]\nkind = \"storage-queue\"\n[consumer]\nbatch_size = 33\n", "7:14", "at most 32"),
+        ("[queue]\nmax_delivery_count = 0\n", "5:22", "must be at least 1"),
+        ("[queue]\nvisibility_timeout = \"10m\"\n", "5:22", "between 1ns and 5m"),
         (
             "[queue]\nmax_polling_interval = \"10ms\"\n",
             "5:24",
             "must be at least 100ms (found 10ms)",
         ),
-        (
-            "[queue]\nttl = \"0s\"\n",
-            "5:7",
-            "`queue.ttl` must be longer than 0s",
-        ),
-        (
-            "[services.db]\nerror_rate = 1.5\n",
-            "5:14",
-            "between 0 and 1 (found 1.5)",
-        ),
-        (
-            "[workload]\nrate = \"0/s\"\n",
-            "5:8",
-            "the rate must be positive",
-        ),
-        (
-            "[workload.classes]\na = 0\nb = 0\n",
-            "4:1",
-            "at least one class with a weight above 0",
-        ),
+        ("[queue]\nttl = \"0s\"\n", "5:7", "`queue.ttl` must be longer than 0s"),
+        ("[services.db]\nerror_rate = 1.5\n", "5:14", "between 0 and 1 (found 1.5)"),
+        ("[workload]\nrate = \"0/s\"\n", "5:8", "the rate must be positive"),
+        ("[workload.classes]\na = 0\nb = 0\n", "4:1", "at least one class with a weight above 0"),
         ("[workload.classes]\na = -1\n", "5:5", "must be at least 0"),
-        (
-            "[retry]\nbase = \"10s\"\nmax_delay = \"1s\"\n",
-            "6:13",
-            "must not be below `retry.base`",
-        ),
-        (
-            "[retry]\nbackoff = \"exponentail\"\n",
-            "5:11",
-            "unknown backoff \"exponentail\"",
-        ),
-        (
-            "warmup = \"2h\"\n",
-            "4:10",
-            "`warmup` (2h) must be shorter than `duration` (1h)",
-        ),
+        ("[retry]\nbase = \"10s\"\nmax_delay = \"1s\"\n", "6:13", "must not be below `retry.base`"),
+        ("[retry]\nbackoff = \"exponentail\"\n", "5:11", "unknown backoff \"exponentail\""),
+        ("warmup = \"2h\"\n", "4:10", "`warmup` (2h) must be shorter than `duration` (1h)"),
         ("seed = -1\n", "4:8", "`seed` must be at least 0"),
     ];
     for (extra, pos, needle) in cases {
         let e = error_after_minimal(extra);
-        assert!(
-            e.starts_with(&format!("scenarios/x.toml:{pos}: error: ")),
-            "{extra:?}: {e}"
-        );
+        assert!(e.starts_with(&format!("scenarios/x.toml:{pos}: error: ")), "{extra:?}: {e}");
         assert!(e.contains(needle), "{extra:?}: {e}");
     }
 }
@@ -451,22 +358,13 @@ fn faults_take_only_the_keys_of_their_kind() {
         "{e}"
     );
     let e = error_after_minimal(&crash.replace("\"consumer\"", "\"db\""));
-    assert!(
-        e.starts_with("scenarios/x.toml:6:10: error: a crash fault hits the consumer"),
-        "{e}"
-    );
+    assert!(e.starts_with("scenarios/x.toml:6:10: error: a crash fault hits the consumer"), "{e}");
     let e = error_after_minimal(&crash.replace("\"crash\"", "\"crsh\""));
-    assert!(
-        e.starts_with("scenarios/x.toml:5:8: error: unknown kind \"crsh\""),
-        "{e}"
-    );
+    assert!(e.starts_with("scenarios/x.toml:5:8: error: unknown kind \"crsh\""), "{e}");
     assert!(e.ends_with("did you mean `crash`?"), "{e}");
     let window = "[services.db]\n[[faults]]\nkind = \"latency\"\ntarget = \"db\"\nfrom = \"2m\"\nto = \"1m\"\n";
     let e = error_after_minimal(window);
-    assert!(
-        e.starts_with("scenarios/x.toml:9:6: error: `faults[0].to` (1m) must be after"),
-        "{e}"
-    );
+    assert!(e.starts_with("scenarios/x.toml:9:6: error: `faults[0].to` (1m) must be after"), "{e}");
     let e = error_after_minimal(&window.replace("to = \"1m\"", "to = \"3m\""));
     assert_eq!(
         e,
@@ -480,16 +378,10 @@ fn expectations_convert_durations_and_reject_them_elsewhere() -> TestResult {
     let s = load_text(&format!(
         "{MINIMAL}[expect]\n\"z.p99_ms\" = \"<= 250us\"\n\"a.t_s\" = \"> 2m\"\n\"m.count\" = \"!= 3\"\n"
     ))?;
-    let got: Vec<(&str, CmpOp, f64)> = s
-        .expect
-        .iter()
-        .map(|e| (e.metric.as_str(), e.op, e.threshold))
-        .collect();
-    let file_order = [
-        ("z.p99_ms", CmpOp::Le, 0.25),
-        ("a.t_s", CmpOp::Gt, 120.0),
-        ("m.count", CmpOp::Ne, 3.0),
-    ];
+    let got: Vec<(&str, CmpOp, f64)> =
+        s.expect.iter().map(|e| (e.metric.as_str(), e.op, e.threshold)).collect();
+    let file_order =
+        [("z.p99_ms", CmpOp::Le, 0.25), ("a.t_s", CmpOp::Gt, 120.0), ("m.count", CmpOp::Ne, 3.0)];
     assert_eq!(got, file_order);
     assert_eq!(
         error_after_minimal("[expect]\n\"messages.lost\" = \"< 5s\"\n"),
@@ -509,9 +401,7 @@ fn expectations_convert_durations_and_reject_them_elsewhere() -> TestResult {
 #[test]
 fn required_keys_and_the_pattern_name_are_checked() {
     assert_eq!(
-        load_text("name = \"x\"\nduration = \"1h\"\n")
-            .unwrap_err()
-            .to_string(),
+        load_text("name = \"x\"\nduration = \"1h\"\n").unwrap_err().to_string(),
         "scenarios/x.toml:1:1: error: missing required key `pattern` at the top level\n  \
          e.g. pattern = \"competing-consumers\""
     );
@@ -538,62 +428,25 @@ fn overrides_change_values_types_and_tables() -> TestResult {
         "expect.\"extra.count\"=< 9",
     ];
     let s = load_with(DESIGN_EXAMPLE, &sets)?;
-    assert_eq!(
-        (s.consumer.instances, s.queue.kind, s.seed),
-        (8, QueueKind::StorageQueue, 5)
-    );
-    assert_eq!(
-        s.queue.max_delivery_count, 5,
-        "the file's key wins over the kind's default"
-    );
-    assert_eq!(
-        s.queue.abandon_delay,
-        QueueSpec::storage_queue().abandon_delay
-    );
+    assert_eq!((s.consumer.instances, s.queue.kind, s.seed), (8, QueueKind::StorageQueue, 5));
+    assert_eq!(s.queue.max_delivery_count, 5, "the file's key wins over the kind's default");
+    assert_eq!(s.queue.abandon_delay, QueueSpec::storage_queue().abandon_delay);
     assert_eq!(s.workload.rate_per_s, 200.0);
-    assert_eq!(
-        s.faults[0].kind,
-        FaultKind::Outage {
-            from: 30 * NS_PER_MIN,
-            to: 45 * NS_PER_MIN
-        }
-    );
-    assert!(matches!(
-        s.faults[1].kind,
-        FaultKind::Crash { instances: 3, .. }
-    ));
+    assert_eq!(s.faults[0].kind, FaultKind::Outage { from: 30 * NS_PER_MIN, to: 45 * NS_PER_MIN });
+    assert!(matches!(s.faults[1].kind, FaultKind::Crash { instances: 3, .. }));
     assert_eq!(s.services["payments"].error_rate, 0.2);
     assert_eq!((s.expect[0].op, s.expect[0].threshold), (CmpOp::Le, 1.0));
-    assert_eq!(
-        s.expect.last().map(|e| e.metric.as_str()),
-        Some("extra.count")
-    );
+    assert_eq!(s.expect.last().map(|e| e.metric.as_str()), Some("extra.count"));
 
     let s = load_with(
         MINIMAL,
-        &[
-            "retry.backoff=linear",
-            "consumer.calls=[\"db\"]",
-            "services.db.timeout=2s",
-        ],
+        &["retry.backoff=linear", "consumer.calls=[\"db\"]", "services.db.timeout=2s"],
     )?;
     assert_eq!(s.retry.map(|r| r.backoff), Some(Backoff::Linear));
-    assert_eq!(
-        (s.consumer.calls.len(), s.services["db"].timeout),
-        (1, Some(2 * NS_PER_S))
-    );
-    let s = load_with(
-        MINIMAL,
-        &[
-            "duration=90m",
-            "description=a b",
-            "workload.arrivals=\"constant\"",
-        ],
-    )?;
-    assert_eq!(
-        (s.duration, s.description.as_str()),
-        (90 * NS_PER_MIN, "a b")
-    );
+    assert_eq!((s.consumer.calls.len(), s.services["db"].timeout), (1, Some(2 * NS_PER_S)));
+    let s =
+        load_with(MINIMAL, &["duration=90m", "description=a b", "workload.arrivals=\"constant\""])?;
+    assert_eq!((s.duration, s.description.as_str()), (90 * NS_PER_MIN, "a b"));
     assert_eq!(s.workload.arrivals, Arrivals::Constant);
     Ok(())
 }
@@ -605,10 +458,7 @@ fn overrides_may_replace_whole_tables_and_arrays() -> TestResult {
     assert_eq!(s.queue.ttl, None);
     let s = load_with(DESIGN_EXAMPLE, &["faults=[]", "consumer={ instances = 3 }"])?;
     assert_eq!(s.consumer.instances, 3);
-    assert!(
-        s.consumer.calls.is_empty(),
-        "the inline table replaces all of [consumer]"
-    );
+    assert!(s.consumer.calls.is_empty(), "the inline table replaces all of [consumer]");
     let e = load_with(DESIGN_EXAMPLE, &["consumer={ instanse = 3 }"]).unwrap_err();
     assert_eq!(e.place(), "--set consumer={ instanse = 3 }");
     assert_eq!(e.message(), "unknown key `instanse` in [consumer]");
@@ -688,21 +538,9 @@ fn trace_and_empirical_files_load_relative_to_the_scenario() -> TestResult {
     std::fs::write(&scenario_path, &text)?;
     let s = load(&scenario_path, &[])?;
     let times = vec![0, 500 * NS_PER_MS, NS_PER_S, 1500 * NS_PER_MS];
-    assert_eq!(
-        s.workload.arrivals,
-        Arrivals::Trace {
-            source: "traces/t.csv".into(),
-            times
-        }
-    );
+    assert_eq!(s.workload.arrivals, Arrivals::Trace { source: "traces/t.csv".into(), times });
     let values = vec![10 * NS_PER_MS, 30 * NS_PER_MS, 20 * NS_PER_MS];
-    assert_eq!(
-        s.consumer.work,
-        Dist::Empirical {
-            source: "work.csv".into(),
-            values
-        }
-    );
+    assert_eq!(s.consumer.work, Dist::Empirical { source: "work.csv".into(), values });
 
     std::fs::write(dir.join("traces/t.csv"), "0\n2s\n  1s\n")?;
     let e = load(&scenario_path, &[]).unwrap_err();
@@ -715,19 +553,12 @@ fn trace_and_empirical_files_load_relative_to_the_scenario() -> TestResult {
         )
     );
     let e = load(&scenario_path, &["workload.arrivals=poisson".into()]).unwrap_err();
-    assert!(
-        e.message().contains("applies only to arrivals = \"trace\""),
-        "{e}"
-    );
+    assert!(e.message().contains("applies only to arrivals = \"trace\""), "{e}");
     std::fs::write(dir.join("traces/t.csv"), "0\n")?;
     let with_phase =
         format!("{text}[[workload.phases]]\nfrom = \"1m\"\nto = \"2m\"\nrate = \"1/s\"\n");
     let e = load_str(&with_phase, &scenario_path, &[]).unwrap_err();
-    assert!(
-        e.message()
-            .contains("phases do not apply to trace arrivals"),
-        "{e}"
-    );
+    assert!(e.message().contains("phases do not apply to trace arrivals"), "{e}");
     Ok(())
 }
 
@@ -826,15 +657,8 @@ fn garbage_never_panics() {
             let _ = load_text(&text);
         }
     }
-    let sets = [
-        "",
-        "=",
-        ".=1",
-        "a.b.c.d=1",
-        "faults[99999999999999999999].x=1",
-        "faults[-1].x=1",
-        "\"=1",
-    ];
+    let sets =
+        ["", "=", ".=1", "a.b.c.d=1", "faults[99999999999999999999].x=1", "faults[-1].x=1", "\"=1"];
     for set in sets {
         assert!(load_with(MINIMAL, &[set]).is_err(), "{set:?}");
     }

@@ -20,10 +20,7 @@ pub(crate) struct UnitError {
 
 impl UnitError {
     fn new(message: String) -> UnitError {
-        UnitError {
-            message,
-            suggestion: None,
-        }
+        UnitError { message, suggestion: None }
     }
 
     fn suggest(mut self, suggestion: Option<String>) -> UnitError {
@@ -108,22 +105,12 @@ fn duration_groups(t: &str) -> Result<Nanos, Option<&'static str>> {
     let mut rest = t;
     let mut total: u128 = 0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
-        let scale = DURATION_UNITS
-            .iter()
-            .find(|(u, _)| *u == unit)
-            .ok_or(None)?
-            .1;
-        total = total
-            .checked_add(scaled(num, scale)?)
-            .ok_or(Some(TOO_LONG))?;
+        let scale = DURATION_UNITS.iter().find(|(u, _)| *u == unit).ok_or(None)?.1;
+        total = total.checked_add(scaled(num, scale)?).ok_or(Some(TOO_LONG))?;
         rest = tail;
     }
     Nanos::try_from(total).map_err(|_| Some(TOO_LONG))
@@ -138,25 +125,14 @@ fn scaled(num: &str, scale: Nanos) -> Result<u128, Option<&'static str>> {
     if int.len() > 30 {
         return Err(Some(TOO_LONG));
     }
-    let whole: u128 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| None)?
-    };
-    let frac_num: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().map_err(|_| None)?
-    };
+    let whole: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| None)? };
+    let frac_num: u128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| None)? };
     let denom = 10u128.pow(frac.len() as u32);
     let frac_ns = frac_num * scale as u128;
     if !frac_ns.is_multiple_of(denom) {
         return Err(Some("more precise than a nanosecond"));
     }
-    whole
-        .checked_mul(scale as u128)
-        .map(|w| w + frac_ns / denom)
-        .ok_or(Some(TOO_LONG))
+    whole.checked_mul(scale as u128).map(|w| w + frac_ns / denom).ok_or(Some(TOO_LONG))
 }
 
 /// Digits with an optional decimal point, nothing else.
@@ -171,9 +147,7 @@ fn suggest_duration(t: &str) -> Option<String> {
     let lower = t.to_lowercase();
     let mut words = lower.split_whitespace().peekable();
     while let Some(word) = words.next() {
-        let split = word
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(word.len());
+        let split = word.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(word.len());
         let (num, mut unit) = word.split_at(split);
         if num.is_empty() {
             return None;
@@ -181,10 +155,7 @@ fn suggest_duration(t: &str) -> Option<String> {
         if unit.is_empty() {
             unit = words.next()?;
         }
-        let canon = UNIT_ALIASES
-            .iter()
-            .find(|(a, _)| *a == unit)
-            .map_or(unit, |(_, u)| *u);
+        let canon = UNIT_ALIASES.iter().find(|(a, _)| *a == unit).map_or(unit, |(_, u)| *u);
         out.push_str(num);
         out.push_str(canon);
     }
@@ -221,9 +192,8 @@ pub(crate) fn parse_rate(text: &str) -> Result<f64, UnitError> {
 
 /// A finite decimal number (`12`, `0.5`, `-3`, `1e6`); no `inf`, `nan` or `_`.
 pub(crate) fn parse_number(text: &str) -> Option<f64> {
-    let ok_chars = text
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+    let ok_chars =
+        text.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
     let has_digit = text.chars().any(|c| c.is_ascii_digit());
     let v: f64 = text.parse().ok().filter(|_| ok_chars && has_digit)?;
     v.is_finite().then_some(v)
@@ -244,57 +214,37 @@ const DISTS: [(&str, &[&str], &str); 7] = [
     ("uniform", &["lo", "hi"], "uniform(1s, 3s)"),
     ("exp", &["mean"], "exp(mean=50ms)"),
     ("normal", &["mean", "sd"], "normal(mean=1s, sd=100ms)"),
-    (
-        "lognormal",
-        &["mean", "p99"],
-        "lognormal(mean=200ms, p99=2s)",
-    ),
-    (
-        "pareto",
-        &["scale", "shape"],
-        "pareto(scale=10ms, shape=2.5)",
-    ),
+    ("lognormal", &["mean", "p99"], "lognormal(mean=200ms, p99=2s)"),
+    ("pareto", &["scale", "shape"], "pareto(scale=10ms, shape=2.5)"),
     ("empirical", &["file"], "empirical(\"file.csv\")"),
 ];
 
 /// The names of the distributions, for "did you mean".
-pub(crate) const DIST_NAMES: [&str; 7] = [
-    "const",
-    "uniform",
-    "exp",
-    "normal",
-    "lognormal",
-    "pareto",
-    "empirical",
-];
+pub(crate) const DIST_NAMES: [&str; 7] =
+    ["const", "uniform", "exp", "normal", "lognormal", "pareto", "empirical"];
 
 /// Parses a distribution; a bare duration (`200ms`) means `const(200ms)`.
 pub(crate) fn parse_dist(text: &str) -> Result<DistExpr, UnitError> {
     let bad = |why: String| UnitError::new(format!("bad distribution {text:?}: {why}"));
     let t = text.trim();
     let Some((name, inner)) = t.split_once('(') else {
-        return parse_duration(t)
-            .map(|ns| DistExpr::Ready(Dist::Const(ns)))
-            .map_err(|_| {
-                bad(format!(
-                    "expected a duration like \"200ms\" or one of {}",
-                    DISTS.map(|d| d.2).join(", ")
-                ))
-            });
+        return parse_duration(t).map(|ns| DistExpr::Ready(Dist::Const(ns))).map_err(|_| {
+            bad(format!(
+                "expected a duration like \"200ms\" or one of {}",
+                DISTS.map(|d| d.2).join(", ")
+            ))
+        });
     };
     let name = name.trim();
     let Some(&(_, params, example)) = DISTS.iter().find(|d| d.0 == name) else {
         let guess = crate::scenario::error::did_you_mean(name, &DIST_NAMES);
         let guess = guess.map(|g| t.replacen(name, g, 1));
         let names = DIST_NAMES.join(", ");
-        return Err(bad(format!(
-            "unknown distribution `{name}`; expected one of {names}"
-        ))
-        .suggest(guess));
+        return Err(
+            bad(format!("unknown distribution `{name}`; expected one of {names}")).suggest(guess)
+        );
     };
-    let inner = inner
-        .strip_suffix(')')
-        .ok_or_else(|| bad("missing `)` at the end".into()))?;
+    let inner = inner.strip_suffix(')').ok_or_else(|| bad("missing `)` at the end".into()))?;
     let args =
         split_args(name, inner, params).map_err(|why| bad(format!("{why} (e.g. {example:?})")))?;
     build_dist(name, &args).map_err(bad)
@@ -343,25 +293,14 @@ fn build_dist(name: &str, a: &[&str]) -> Result<DistExpr, String> {
     };
     let dist = match name {
         "const" => Dist::Const(d(0, "value")?),
-        "uniform" => Dist::Uniform {
-            lo: d(0, "lo")?,
-            hi: d(1, "hi")?,
-        },
-        "exp" => Dist::Exp {
-            mean: d(0, "mean")?,
-        },
-        "normal" => Dist::Normal {
-            mean: d(0, "mean")?,
-            sd: d(1, "sd")?,
-        },
+        "uniform" => Dist::Uniform { lo: d(0, "lo")?, hi: d(1, "hi")? },
+        "exp" => Dist::Exp { mean: d(0, "mean")? },
+        "normal" => Dist::Normal { mean: d(0, "mean")?, sd: d(1, "sd")? },
         "lognormal" => Dist::lognormal(d(0, "mean")?, d(1, "p99")?).map_err(|e| e.to_string())?,
         "pareto" => {
             let shape =
                 parse_number(a[1]).ok_or_else(|| format!("shape {:?} is not a number", a[1]))?;
-            Dist::Pareto {
-                scale: d(0, "scale")?,
-                shape,
-            }
+            Dist::Pareto { scale: d(0, "scale")?, shape }
         }
         _ => return unquote(a[0]).map(DistExpr::Empirical),
     };
@@ -423,21 +362,17 @@ pub(crate) fn parse_condition(metric: &str, text: &str) -> Result<(CmpOp, f64), 
             .iter()
             .find(|(wrong, _)| t.starts_with(wrong))
             .map(|(wrong, right)| format!("{right}{}", &t[wrong.len()..]));
-        return Err(
-            bad("expected an operator (<, <=, >, >=, ==, !=) and a value, \
+        return Err(bad("expected an operator (<, <=, >, >=, ==, !=) and a value, \
                         e.g. \"<= 10\" or \"< 30s\""
-                .into())
-            .suggest(fix),
-        );
+            .into())
+        .suggest(fix));
     };
     let value = t[sym.len()..].trim();
     if let Some(v) = parse_number(value) {
         return Ok((op, v));
     }
     let ns = parse_duration(value).map_err(|_| {
-        bad(format!(
-            "{value:?} is neither a number nor a duration (e.g. \"10\" or \"30s\")"
-        ))
+        bad(format!("{value:?} is neither a number nor a duration (e.g. \"10\" or \"30s\")"))
     })?;
     let scale = duration_scale(metric).ok_or_else(|| {
         bad(format!(
@@ -477,31 +412,11 @@ mod tests {
              (e.g. \"30s\")"
         );
         assert_eq!(e.suggestion.as_deref(), Some("30s"));
-        assert_eq!(
-            parse_duration("2 hours").unwrap_err().suggestion.as_deref(),
-            Some("2h")
-        );
-        assert!(
-            parse_duration("30")
-                .unwrap_err()
-                .message
-                .contains("needs a unit")
-        );
-        assert!(
-            parse_duration("1.5ns")
-                .unwrap_err()
-                .message
-                .contains("nanosecond")
-        );
-        assert!(
-            parse_duration("999999999d")
-                .unwrap_err()
-                .message
-                .contains("too long")
-        );
-        for bad in [
-            "", "s", "-5s", "1..5s", "5x", "1.2.3s", "5s5", "1e3s", "nan", ".",
-        ] {
+        assert_eq!(parse_duration("2 hours").unwrap_err().suggestion.as_deref(), Some("2h"));
+        assert!(parse_duration("30").unwrap_err().message.contains("needs a unit"));
+        assert!(parse_duration("1.5ns").unwrap_err().message.contains("nanosecond"));
+        assert!(parse_duration("999999999d").unwrap_err().message.contains("too long"));
+        for bad in ["", "s", "-5s", "1..5s", "5x", "1.2.3s", "5s5", "1e3s", "nan", "."] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
@@ -513,12 +428,7 @@ mod tests {
         assert_eq!(parse_rate("5/h"), Ok(5.0 / 3600.0));
         assert_eq!(parse_rate("0.5/s"), Ok(0.5));
         assert!(parse_rate("0/s").unwrap_err().message.contains("positive"));
-        assert!(
-            parse_rate("100")
-                .unwrap_err()
-                .message
-                .contains("needs a unit")
-        );
+        assert!(parse_rate("100").unwrap_err().message.contains("needs a unit"));
         for bad in ["", "/s", "x/s", "inf/s", "nan/s", "100/week", "-1/s"] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
@@ -533,21 +443,12 @@ mod tests {
         };
         assert_eq!(ready("200ms"), Dist::Const(200 * ms));
         assert_eq!(ready("const(1s)"), Dist::Const(1000 * ms));
-        assert_eq!(
-            ready("uniform(1s, 3s)"),
-            Dist::Uniform {
-                lo: 1000 * ms,
-                hi: 3000 * ms
-            }
-        );
+        assert_eq!(ready("uniform(1s, 3s)"), Dist::Uniform { lo: 1000 * ms, hi: 3000 * ms });
         assert_eq!(ready("exp(mean=50ms)"), Dist::Exp { mean: 50 * ms });
         assert_eq!(ready("exp(50ms)"), Dist::Exp { mean: 50 * ms });
         assert_eq!(
             ready("normal(sd=100ms, mean=1s)"),
-            Dist::Normal {
-                mean: 1000 * ms,
-                sd: 100 * ms
-            }
+            Dist::Normal { mean: 1000 * ms, sd: 100 * ms }
         );
         assert_eq!(
             ready("lognormal(mean=200ms, p99=2s)"),
@@ -555,19 +456,10 @@ mod tests {
         );
         assert_eq!(
             ready("pareto(scale=10ms, shape=2.5)"),
-            Dist::Pareto {
-                scale: 10 * ms,
-                shape: 2.5
-            }
+            Dist::Pareto { scale: 10 * ms, shape: 2.5 }
         );
-        assert_eq!(
-            parse_dist("empirical(\"a b.csv\")"),
-            Ok(DistExpr::Empirical("a b.csv".into()))
-        );
-        assert_eq!(
-            parse_dist("empirical('x.csv')"),
-            Ok(DistExpr::Empirical("x.csv".into()))
-        );
+        assert_eq!(parse_dist("empirical(\"a b.csv\")"), Ok(DistExpr::Empirical("a b.csv".into())));
+        assert_eq!(parse_dist("empirical('x.csv')"), Ok(DistExpr::Empirical("x.csv".into())));
         assert_eq!(
             parse_dist(r#"empirical("a\\b.csv")"#),
             Ok(DistExpr::Empirical(r"a\b.csv".into()))
@@ -586,30 +478,10 @@ mod tests {
         assert_eq!(e.suggestion.as_deref(), Some("exp(mean=1s)"));
         let e = parse_dist("normal(mean=1s, sdev=1s)").unwrap_err();
         assert!(e.message.contains("did you mean `sd`?"), "{}", e.message);
-        assert!(
-            parse_dist("lognormal(mean=2s, p99=1s)")
-                .unwrap_err()
-                .message
-                .contains("p99")
-        );
-        assert!(
-            parse_dist("uniform(3s, 1s)")
-                .unwrap_err()
-                .message
-                .contains("upper bound")
-        );
-        assert!(
-            parse_dist("exp(mean=0s)")
-                .unwrap_err()
-                .message
-                .contains("positive")
-        );
-        assert!(
-            parse_dist("pareto(scale=1ms, shape=-1)")
-                .unwrap_err()
-                .message
-                .contains("shape")
-        );
+        assert!(parse_dist("lognormal(mean=2s, p99=1s)").unwrap_err().message.contains("p99"));
+        assert!(parse_dist("uniform(3s, 1s)").unwrap_err().message.contains("upper bound"));
+        assert!(parse_dist("exp(mean=0s)").unwrap_err().message.contains("positive"));
+        assert!(parse_dist("pareto(scale=1ms, shape=-1)").unwrap_err().message.contains("shape"));
         for bad in [
             "",
             "(",
@@ -632,44 +504,15 @@ mod tests {
 
     #[test]
     fn conditions_convert_durations_to_the_metric_unit() {
-        assert_eq!(
-            parse_condition("messages.lost", "== 0"),
-            Ok((CmpOp::Eq, 0.0))
-        );
+        assert_eq!(parse_condition("messages.lost", "== 0"), Ok((CmpOp::Eq, 0.0)));
         assert_eq!(parse_condition("x", "<=10"), Ok((CmpOp::Le, 10.0)));
         assert_eq!(parse_condition("x", "!= -1.5"), Ok((CmpOp::Ne, -1.5)));
-        assert_eq!(
-            parse_condition("a.p99_ms", "< 30s"),
-            Ok((CmpOp::Lt, 30_000.0))
-        );
-        assert_eq!(
-            parse_condition("sim_time_s", ">= 1m"),
-            Ok((CmpOp::Ge, 60.0))
-        );
-        assert_eq!(
-            parse_condition("a.p99_ms", "> 250us"),
-            Ok((CmpOp::Gt, 0.25))
-        );
-        assert!(
-            parse_condition("messages.lost", "< 5s")
-                .unwrap_err()
-                .message
-                .contains("_ms")
-        );
-        assert_eq!(
-            parse_condition("x", "= 0")
-                .unwrap_err()
-                .suggestion
-                .as_deref(),
-            Some("== 0")
-        );
-        assert_eq!(
-            parse_condition("x", "=< 3")
-                .unwrap_err()
-                .suggestion
-                .as_deref(),
-            Some("<= 3")
-        );
+        assert_eq!(parse_condition("a.p99_ms", "< 30s"), Ok((CmpOp::Lt, 30_000.0)));
+        assert_eq!(parse_condition("sim_time_s", ">= 1m"), Ok((CmpOp::Ge, 60.0)));
+        assert_eq!(parse_condition("a.p99_ms", "> 250us"), Ok((CmpOp::Gt, 0.25)));
+        assert!(parse_condition("messages.lost", "< 5s").unwrap_err().message.contains("_ms"));
+        assert_eq!(parse_condition("x", "= 0").unwrap_err().suggestion.as_deref(), Some("== 0"));
+        assert_eq!(parse_condition("x", "=< 3").unwrap_err().suggestion.as_deref(), Some("<= 3"));
         for bad in ["", "<", "10", "< x", "< inf", "<< 3"] {
             assert!(parse_condition("x", bad).is_err(), "{bad:?}");
         }

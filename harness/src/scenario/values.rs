@@ -36,16 +36,12 @@ pub(crate) fn require<'f>(
 /// `wrong type for `key`: expected <what>, found <value>`.
 pub(crate) fn wrong_type(src: &Source<'_>, v: &S<Raw>, key: &str, what: &str) -> ScenarioError {
     let found = v.get_ref().describe();
-    src.at(
-        v.span(),
-        format!("wrong type for `{key}`: expected {what}, found {found}"),
-    )
+    src.at(v.span(), format!("wrong type for `{key}`: expected {what}, found {found}"))
 }
 
 /// A unit error at the value's position, with its suggestion.
 fn unit_error(src: &Source<'_>, v: &S<Raw>, e: UnitError) -> ScenarioError {
-    src.at(v.span(), e.message)
-        .suggest_value(e.suggestion.as_deref())
+    src.at(v.span(), e.message).suggest_value(e.suggestion.as_deref())
 }
 
 /// A string.
@@ -87,11 +83,7 @@ pub(crate) fn integer(
         return Ok(i);
     }
     let (lo, hi) = (*range.start(), *range.end());
-    let limit = if i < lo {
-        format!("at least {lo}")
-    } else {
-        format!("at most {hi}")
-    };
+    let limit = if i < lo { format!("at least {lo}") } else { format!("at most {hi}") };
     Err(src.at(v.span(), format!("`{key}` must be {limit} (found {i})")))
 }
 
@@ -111,11 +103,8 @@ pub(crate) fn number(src: &Source<'_>, v: &S<Raw>, key: &str, lo: f64, hi: f64) 
     if x.is_finite() && (lo..=hi).contains(&x) {
         return Ok(x);
     }
-    let range = if hi == f64::MAX {
-        format!("at least {lo}")
-    } else {
-        format!("between {lo} and {hi}")
-    };
+    let range =
+        if hi == f64::MAX { format!("at least {lo}") } else { format!("between {lo} and {hi}") };
     Err(src.at(v.span(), format!("`{key}` must be {range} (found {x})")))
 }
 
@@ -175,9 +164,7 @@ pub(crate) fn positive_duration(src: &Source<'_>, v: &S<Raw>, key: &str) -> Res<
 pub(crate) fn duration_or_never(src: &Source<'_>, v: &S<Raw>, key: &str) -> Res<Option<Nanos>> {
     match v.get_ref() {
         Raw::Str(s) if s.trim() == "never" => Ok(None),
-        _ => positive_duration(src, v, key)
-            .map(Some)
-            .map_err(|e| e.note("or \"never\"")),
+        _ => positive_duration(src, v, key).map(Some).map_err(|e| e.note("or \"never\"")),
     }
 }
 
@@ -193,18 +180,12 @@ pub(crate) fn duration_within(
     if (min..=max).contains(&ns) {
         return Ok(ns);
     }
-    let (d, lo, hi) = (
-        format_duration(ns),
-        format_duration(min),
-        format_duration(max),
-    );
+    let (d, lo, hi) = (format_duration(ns), format_duration(min), format_duration(max));
     let range = match max {
         Nanos::MAX => format!("at least {lo}"),
         _ => format!("between {lo} and {hi}"),
     };
-    Err(src
-        .at(v.span(), format!("`{key}` must be {range} (found {d})"))
-        .note(why))
+    Err(src.at(v.span(), format!("`{key}` must be {range} (found {d})")).note(why))
 }
 
 /// A rate (`100/s`) in messages per second.
@@ -221,10 +202,7 @@ pub(crate) fn dist(src: &Source<'_>, v: &S<Raw>, key: &str) -> Res<Dist> {
         DistExpr::Ready(d) => Ok(d),
         DistExpr::Empirical(file) => {
             let values = datafile::read(src, v.span(), &file, datafile::Kind::Empirical)?;
-            Ok(Dist::Empirical {
-                source: file,
-                values,
-            })
+            Ok(Dist::Empirical { source: file, values })
         }
     }
 }

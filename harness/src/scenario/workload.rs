@@ -20,9 +20,7 @@ pub(crate) fn workload(src: &Source<'_>, w: &S<WorkloadFile>) -> Res<WorkloadSpe
     let phases = phases(src, &f.phases)?;
     if let (Arrivals::Trace { .. }, Some(list), false) = (&arrivals, &f.phases, phases.is_empty()) {
         let why = "phases change the rate, and a trace replays recorded times: remove one";
-        return Err(src
-            .at(list.span(), "phases do not apply to trace arrivals")
-            .note(why));
+        return Err(src.at(list.span(), "phases do not apply to trace arrivals").note(why));
     }
     Ok(WorkloadSpec {
         arrivals,
@@ -34,25 +32,17 @@ pub(crate) fn workload(src: &Source<'_>, w: &S<WorkloadFile>) -> Res<WorkloadSpe
 
 /// `arrivals` and `trace`; a `trace` alone implies `arrivals = "trace"`.
 fn arrivals(src: &Source<'_>, f: &WorkloadFile) -> Res<Arrivals> {
-    let name = opt(&f.arrivals, |v| {
-        choice(src, v, "workload.arrivals", &ARRIVALS)
-    })?;
+    let name = opt(&f.arrivals, |v| choice(src, v, "workload.arrivals", &ARRIVALS))?;
     match (name, &f.trace) {
         (None | Some("trace"), Some(t)) => {
             let file = string(src, t, "workload.trace")?;
             let times = datafile::read(src, t.span(), &file, Kind::Trace)?;
-            Ok(Arrivals::Trace {
-                source: file,
-                times,
-            })
+            Ok(Arrivals::Trace { source: file, times })
         }
         (Some("trace"), None) => {
             let span = f.arrivals.as_ref().map_or(0..0, S::span);
             Err(src
-                .at(
-                    span,
-                    "arrivals = \"trace\" needs a `trace` file in [workload]",
-                )
+                .at(span, "arrivals = \"trace\" needs a `trace` file in [workload]")
                 .note("e.g. trace = \"traces/black-friday.csv\""))
         }
         (Some(other), Some(t)) => {
@@ -78,11 +68,8 @@ fn phases(src: &Source<'_>, list: &List<PhaseFile>) -> Res<Vec<Phase>> {
     for pair in out.windows(2) {
         let ((a, _), (b, b_from)) = (&pair[0], &pair[1]);
         if b.from < a.to {
-            let msg = format!(
-                "phase {} overlaps phase {}",
-                window(b.from, b.to),
-                window(a.from, a.to)
-            );
+            let msg =
+                format!("phase {} overlaps phase {}", window(b.from, b.to), window(a.from, a.to));
             return Err(src.at(b_from.clone(), msg).note("phases must not overlap"));
         }
     }
@@ -106,20 +93,12 @@ fn phase(src: &Source<'_>, i: usize, p: &S<PhaseFile>) -> Res<(Phase, Range<usiz
     let to = duration(src, to_v, &key("to"))?;
     if to <= from {
         let (t, fr) = (format_duration(to), format_duration(from));
-        return Err(src.at(
-            to_v.span(),
-            format!("`{}` ({t}) must be after `from` ({fr})", key("to")),
-        ));
+        return Err(
+            src.at(to_v.span(), format!("`{}` ({t}) must be after `from` ({fr})", key("to")))
+        );
     }
     let rate_per_s = rate(src, rate_v, &key("rate"))?;
-    Ok((
-        Phase {
-            from,
-            to,
-            rate_per_s,
-        },
-        from_v.span(),
-    ))
+    Ok((Phase { from, to, rate_per_s }, from_v.span()))
 }
 
 /// `[workload.classes]`: weights at least 0, not all 0; sorted by name.
@@ -132,9 +111,7 @@ fn classes(src: &Source<'_>, named: &Named<Raw>) -> Res<Option<Vec<(String, f64)
     }
     if out.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
         let msg = "[workload.classes] needs at least one class with a weight above 0";
-        return Err(src
-            .at(table.span(), msg)
-            .note("e.g. normal = 0.999 and poison = 0.001"));
+        return Err(src.at(table.span(), msg).note("e.g. normal = 0.999 and poison = 0.001"));
     }
     Ok(Some(out))
 }

@@ -2,18 +2,11 @@ use crate::{TestResult, fixture};
 use reports::charts::{self, Chart, XAxis, nines};
 
 fn chart<'a>(charts: &'a [Chart], id: &str) -> &'a Chart {
-    charts
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no chart {id}"))
+    charts.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no chart {id}"))
 }
 
 fn ys(c: &Chart, label: &str) -> Vec<f64> {
-    let s = c
-        .series
-        .iter()
-        .find(|s| s.label == label)
-        .unwrap_or_else(|| panic!("no {label}"));
+    let s = c.series.iter().find(|s| s.label == label).unwrap_or_else(|| panic!("no {label}"));
     s.points.iter().map(|p| p.1).collect()
 }
 
@@ -24,41 +17,16 @@ fn time_charts_show_the_timeseries() {
     let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
-        [
-            "latency-spectrum",
-            "latency-over-time",
-            "throughput",
-            "backlog",
-            "failures",
-            "instances"
-        ]
+        ["latency-spectrum", "latency-over-time", "throughput", "backlog", "failures", "instances"]
     );
     let rows = &r.timeseries;
     let col = |f: &dyn Fn(&reports::TimeseriesRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
-    assert_eq!(
-        ys(chart(&cs, "backlog"), "backlog (waiting)"),
-        col(&|r| r.backlog as f64)
-    );
-    assert_eq!(
-        ys(chart(&cs, "backlog"), "in flight (locked)"),
-        col(&|r| r.in_flight as f64)
-    );
-    assert_eq!(
-        ys(chart(&cs, "instances"), "instances"),
-        col(&|r| f64::from(r.instances))
-    );
-    assert_eq!(
-        ys(chart(&cs, "failures"), "dead-lettered"),
-        col(&|r| r.dead_lettered as f64)
-    );
-    assert_eq!(
-        ys(chart(&cs, "failures"), "failed executions"),
-        col(&|r| r.failed as f64)
-    );
-    assert_eq!(
-        ys(chart(&cs, "failures"), "rejected"),
-        col(&|r| r.rejected as f64)
-    );
+    assert_eq!(ys(chart(&cs, "backlog"), "backlog (waiting)"), col(&|r| r.backlog as f64));
+    assert_eq!(ys(chart(&cs, "backlog"), "in flight (locked)"), col(&|r| r.in_flight as f64));
+    assert_eq!(ys(chart(&cs, "instances"), "instances"), col(&|r| f64::from(r.instances)));
+    assert_eq!(ys(chart(&cs, "failures"), "dead-lettered"), col(&|r| r.dead_lettered as f64));
+    assert_eq!(ys(chart(&cs, "failures"), "failed executions"), col(&|r| r.failed as f64));
+    assert_eq!(ys(chart(&cs, "failures"), "rejected"), col(&|r| r.rejected as f64));
     // Rates: per-second values times each interval's length give the CSV's counts back.
     let completed = ys(chart(&cs, "throughput"), "completed");
     let mut prev = 0.0;
@@ -76,11 +44,7 @@ fn time_charts_show_the_timeseries() {
         }
     }
     // x values are the interval ends, and the axis spans the run.
-    let xs: Vec<f64> = chart(&cs, "backlog").series[0]
-        .points
-        .iter()
-        .map(|p| p.0)
-        .collect();
+    let xs: Vec<f64> = chart(&cs, "backlog").series[0].points.iter().map(|p| p.0).collect();
     assert_eq!(xs, col(&|r| r.t_s));
     assert_eq!(chart(&cs, "backlog").x, XAxis::Time { end_s: 640.0 });
 }
@@ -88,15 +52,9 @@ fn time_charts_show_the_timeseries() {
 #[test]
 fn every_time_chart_shades_the_faults() {
     let r = fixture::report();
-    for c in charts::run_charts(&r)
-        .iter()
-        .filter(|c| matches!(c.x, XAxis::Time { .. }))
-    {
-        let got: Vec<(f64, f64, &str)> = c
-            .shades
-            .iter()
-            .map(|s| (s.from, s.to, s.label.as_str()))
-            .collect();
+    for c in charts::run_charts(&r).iter().filter(|c| matches!(c.x, XAxis::Time { .. })) {
+        let got: Vec<(f64, f64, &str)> =
+            c.shades.iter().map(|s| (s.from, s.to, s.label.as_str())).collect();
         assert_eq!(
             got,
             [
@@ -156,26 +114,14 @@ fn svg_and_png_are_deterministic_and_show_text() -> TestResult {
         // Not blank: the encoded image of a white canvas is tiny.
         assert!(pa.len() > 8_000, "{} png only {} bytes", c.id, pa.len());
     }
-    eprintln!(
-        "rendered {} charts twice as SVG and PNG in {:?}",
-        cs.len(),
-        started.elapsed()
-    );
+    eprintln!("rendered {} charts twice as SVG and PNG in {:?}", cs.len(), started.elapsed());
     let backlog = charts::svg(chart(&cs, "backlog"))?;
-    for label in [
-        "payments outage",
-        "consumer crash",
-        "payments latency",
-        "backlog (waiting)",
-    ] {
+    for label in ["payments outage", "consumer crash", "payments latency", "backlog (waiting)"] {
         assert!(backlog.contains(label), "backlog svg lacks {label}");
     }
     let spectrum = charts::svg(chart(&cs, "latency-spectrum"))?;
     for label in ["90%", "99%", "99.9%"] {
-        assert!(
-            spectrum.contains(&format!("\n{label}\n")),
-            "spectrum svg lacks {label}"
-        );
+        assert!(spectrum.contains(&format!("\n{label}\n")), "spectrum svg lacks {label}");
     }
     Ok(())
 }

@@ -21,29 +21,14 @@ fn deltas_and_verdicts() -> TestResult {
     let backlog = row("backlog.peak");
     assert_eq!(backlog.values, vec![Some(1012.0), Some(300.0)]);
     let d = backlog.deltas[1].unwrap();
-    assert_eq!(
-        (d.abs, d.pct, d.verdict),
-        (-712.0, Some(-70.36), Verdict::Better)
-    );
-    assert_eq!(
-        row("messages.lost").deltas[1].unwrap().verdict,
-        Verdict::Same
-    );
-    assert_eq!(
-        row("messages.completed").deltas[1].unwrap().verdict,
-        Verdict::Better
-    );
+    assert_eq!((d.abs, d.pct, d.verdict), (-712.0, Some(-70.36), Verdict::Better));
+    assert_eq!(row("messages.lost").deltas[1].unwrap().verdict, Verdict::Same);
+    assert_eq!(row("messages.completed").deltas[1].unwrap().verdict, Verdict::Better);
     assert_eq!(row("drain_s").deltas[1].unwrap().verdict, Verdict::Better);
     let headline = compare::headline(&c);
-    assert!(
-        headline[0].starts_with("`8 consumers` vs `4 consumers`: "),
-        "{headline:?}"
-    );
+    assert!(headline[0].starts_with("`8 consumers` vs `4 consumers`: "), "{headline:?}");
     assert!(headline[0].contains("(better)"));
-    assert!(matches!(
-        compare::build(&runs()[..1]),
-        Err(ReportError::NotEnoughRuns { given: 1 })
-    ));
+    assert!(matches!(compare::build(&runs()[..1]), Err(ReportError::NotEnoughRuns { given: 1 })));
     Ok(())
 }
 
@@ -59,10 +44,8 @@ fn writes_deterministic_files_from_finished_run_dirs() -> TestResult {
         from_dirs.push((label, read_run_dir(&dir)?));
     }
     let fb = compare::write(&b, &from_dirs, &Formats::all())?;
-    let names: Vec<String> = fa
-        .iter()
-        .map(|f| f.strip_prefix(&a).unwrap().display().to_string())
-        .collect();
+    let names: Vec<String> =
+        fa.iter().map(|f| f.strip_prefix(&a).unwrap().display().to_string()).collect();
     for expected in [
         "compare.json",
         "compare.md",
@@ -72,23 +55,13 @@ fn writes_deterministic_files_from_finished_run_dirs() -> TestResult {
         "charts/compare-throughput.svg",
         "charts/compare-latency-p99.png",
     ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} missing: {names:?}"
-        );
+        assert!(names.iter().any(|n| n == expected), "{expected} missing: {names:?}");
     }
     for (x, y) in fa.iter().zip(&fb) {
-        assert!(
-            std::fs::read(x)? == std::fs::read(y)?,
-            "{} differs",
-            x.display()
-        );
+        assert!(std::fs::read(x)? == std::fs::read(y)?, "{} differs", x.display());
     }
     let md = std::fs::read_to_string(a.join("compare.md"))?;
-    assert!(
-        md.contains("| backlog peak | 1,012 | 300 (−712, −70.4%) 🟢 |"),
-        "{md}"
-    );
+    assert!(md.contains("| backlog peak | 1,012 | 300 (−712, −70.4%) 🟢 |"), "{md}");
     let html = std::fs::read_to_string(a.join("compare.html"))?;
     assert!(!html.contains("<script"));
     assert_eq!(html.matches("<svg").count(), 4);

@@ -2,7 +2,10 @@
 //! consumer crash, built without the engine so the reports can be tested on their own.
 
 use reports::{RunMeta, RunReport};
-use sim::results::{FaultRecord, IntervalRow, Latency, Ledger, RunResults, ServiceStats};
+use sim::results::{
+    CostResults, FaultRecord, IntervalRow, Latency, Ledger, RunResults, ScalingResults,
+    ServiceStats,
+};
 use sim::spec::{CmpOp, Expectation, FaultKind, FaultSpec, Scenario, ServiceSpec};
 use sim::time::{NS_PER_MIN, NS_PER_MS, NS_PER_S};
 use std::collections::BTreeMap;
@@ -12,10 +15,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn unit(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -24,10 +24,7 @@ fn faults() -> Vec<FaultSpec> {
     vec![
         FaultSpec {
             target: "payments".into(),
-            kind: FaultKind::Outage {
-                from: 3 * NS_PER_MIN,
-                to: 4 * NS_PER_MIN,
-            },
+            kind: FaultKind::Outage { from: 3 * NS_PER_MIN, to: 4 * NS_PER_MIN },
         },
         FaultSpec {
             target: "consumer".into(),
@@ -49,12 +46,7 @@ fn faults() -> Vec<FaultSpec> {
 }
 
 fn expectation(metric: &str, op: CmpOp, threshold: f64, condition: &str) -> Expectation {
-    Expectation {
-        metric: metric.into(),
-        op,
-        threshold,
-        condition: condition.into(),
-    }
+    Expectation { metric: metric.into(), op, threshold, condition: condition.into() }
 }
 
 /// The scenario the fixture pretends to have run.
@@ -84,12 +76,7 @@ fn hist(rng: &mut Lcg, n: u64, base_ms: f64, tail: f64) -> Latency {
     for _ in 0..n {
         let u = rng.unit();
         // Mostly near base_ms, with a heavy tail.
-        let v = base_ms * (1.0 + 2.0 * u)
-            + if u > 0.97 {
-                tail * (u - 0.97) / 0.03
-            } else {
-                0.0
-            };
+        let v = base_ms * (1.0 + 2.0 * u) + if u > 0.97 { tail * (u - 0.97) / 0.03 } else { 0.0 };
         l.record((v * NS_PER_MS as f64) as u64);
     }
     l
@@ -102,11 +89,7 @@ fn rows(rng: &mut Lcg) -> Vec<IntervalRow> {
         let t = i * 10 * NS_PER_S;
         let secs = i * 10;
         let producing = secs <= 600;
-        let arrivals = if producing {
-            90 + (rng.unit() * 20.0) as u64
-        } else {
-            0
-        };
+        let arrivals = if producing { 90 + (rng.unit() * 20.0) as u64 } else { 0 };
         let outage = (181..=240).contains(&secs);
         let crashed = (361..=420).contains(&secs);
         let capacity = if outage {
@@ -122,27 +105,17 @@ fn rows(rng: &mut Lcg) -> Vec<IntervalRow> {
             t,
             arrivals,
             completed,
-            failed: if outage {
-                40 + (rng.unit() * 10.0) as u64
-            } else {
-                u64::from(i % 7 == 0)
-            },
+            failed: if outage { 40 + (rng.unit() * 10.0) as u64 } else { u64::from(i % 7 == 0) },
             dead_lettered: if secs == 230 || secs == 240 { 6 } else { 0 },
             expired: 0,
             rejected: if secs == 200 { 3 } else { 0 },
             backlog: backlog as u64,
             in_flight: if completed > 0 { 12 + i % 5 } else { 0 },
             instances: if crashed { 2 } else { 4 },
-            latency_p50_ns: if completed > 0 {
-                (80 + backlog as u64 * 2) * NS_PER_MS
-            } else {
-                0
-            },
-            latency_p99_ns: if completed > 0 {
-                (400 + backlog as u64 * 20) * NS_PER_MS
-            } else {
-                0
-            },
+            latency_p50_ns: if completed > 0 { (80 + backlog as u64 * 2) * NS_PER_MS } else { 0 },
+            latency_p99_ns: if completed > 0 { (400 + backlog as u64 * 20) * NS_PER_MS } else { 0 },
+            cost_usd: (i + 1) as f64 * 0.0125,
+            web_latency_ns: 0,
         });
     }
     out
@@ -152,25 +125,13 @@ fn rows(rng: &mut Lcg) -> Vec<IntervalRow> {
 pub fn results() -> RunResults {
     let mut rng = Lcg(42);
     let mut latency = BTreeMap::new();
-    latency.insert(
-        "end_to_end".to_string(),
-        hist(&mut rng, 5_980, 120.0, 45_000.0),
-    );
-    latency.insert(
-        "queue_wait".to_string(),
-        hist(&mut rng, 5_995, 20.0, 40_000.0),
-    );
+    latency.insert("end_to_end".to_string(), hist(&mut rng, 5_980, 120.0, 45_000.0));
+    latency.insert("queue_wait".to_string(), hist(&mut rng, 5_995, 20.0, 40_000.0));
     latency.insert("handler".to_string(), hist(&mut rng, 6_100, 60.0, 900.0));
     latency.insert("accept".to_string(), hist(&mut rng, 6_000, 5.0, 10.0));
     let mut services = BTreeMap::new();
-    services.insert(
-        "payments".to_string(),
-        ServiceStats {
-            calls: 6_420,
-            errors: 545,
-            timeouts: 3,
-        },
-    );
+    services
+        .insert("payments".to_string(), ServiceStats { calls: 6_420, errors: 545, timeouts: 3 });
     let mut extra = BTreeMap::new();
     extra.insert("retry.attempts_max".to_string(), 4.0);
     RunResults {
@@ -201,11 +162,30 @@ pub fn results() -> RunResults {
         interval: 10 * NS_PER_S,
         faults: faults()
             .into_iter()
-            .map(|f| FaultRecord {
-                target: f.target,
-                kind: f.kind,
-            })
+            .map(|f| FaultRecord { target: f.target, kind: f.kind })
             .collect(),
+        hosting: "functions-consumption".into(),
+        cost: CostResults {
+            pricing: "azure-payg".into(),
+            compute_usd: 0.7,
+            executions_usd: 0.0012,
+            messaging_usd: 0.0538,
+            gpu_usd: 0.0,
+            total_usd: 0.755,
+            executions: 6_100,
+            instance_seconds: 2_400.0,
+            vcpu_seconds: 0.0,
+            gb_seconds: 43_750.0,
+        },
+        scaling: ScalingResults {
+            instances_peak: 4,
+            instances_mean: 3.5,
+            scale_outs: 4,
+            scale_ins: 0,
+            cold_starts: 4,
+            timeouts: 0,
+        },
+        web: None,
     }
 }
 
@@ -232,10 +212,8 @@ pub fn report() -> RunReport {
 pub fn faster_report() -> RunReport {
     let mut r = results();
     let mut rng = Lcg(7);
-    r.latency
-        .insert("end_to_end".into(), hist(&mut rng, 5_990, 90.0, 9_000.0));
-    r.latency
-        .insert("queue_wait".into(), hist(&mut rng, 5_995, 8.0, 8_000.0));
+    r.latency.insert("end_to_end".into(), hist(&mut rng, 5_990, 90.0, 9_000.0));
+    r.latency.insert("queue_wait".into(), hist(&mut rng, 5_995, 8.0, 8_000.0));
     r.backlog_peak = 300;
     r.ledger.completed = 5_990;
     r.ledger.dead_lettered = 2;

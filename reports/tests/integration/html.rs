@@ -98,31 +98,13 @@ fn chromium_renders_the_report() -> TestResult {
         return Ok(());
     }
     let dir = scratch("html-chromium");
-    write_run_dir(
-        &dir,
-        &fixture::report(),
-        &Formats {
-            png: false,
-            svg: false,
-            ..Formats::all()
-        },
-    )?;
+    write_run_dir(&dir, &fixture::report(), &Formats { png: false, svg: false, ..Formats::all() })?;
     let shot = dir.join("screenshot.png");
-    assert!(
-        screenshot(&dir.join("report.html"), &shot, 3000),
-        "chromium made no screenshot"
-    );
+    assert!(screenshot(&dir.join("report.html"), &shot, 3000), "chromium made no screenshot");
     let (w, h, colours, top) = png_stats(&shot);
     assert_eq!((w, h), (1280, 3000));
-    assert!(
-        std::fs::metadata(&shot)?.len() > 50_000,
-        "screenshot suspiciously small"
-    );
+    assert!(std::fs::metadata(&shot)?.len() > 50_000, "screenshot suspiciously small");
     assert!(colours > 50, "only {colours} colours: the page looks blank");
-    assert!(
-        top < 0.9,
-        "one colour covers {:.0}% of the page",
-        top * 100.0
-    );
+    assert!(top < 0.9, "one colour covers {:.0}% of the page", top * 100.0);
     Ok(())
 }

@@ -3,10 +3,7 @@ use reports::{Formats, ReportError, read_run_dir, write_run_dir};
 use std::path::{Path, PathBuf};
 
 fn relative(dir: &Path, files: &[PathBuf]) -> Vec<String> {
-    files
-        .iter()
-        .map(|f| f.strip_prefix(dir).unwrap().display().to_string())
-        .collect()
+    files.iter().map(|f| f.strip_prefix(dir).unwrap().display().to_string()).collect()
 }
 
 fn assert_same_files(a: &Path, fa: &[PathBuf], b: &Path, fb: &[PathBuf]) {
@@ -42,17 +39,10 @@ fn writes_the_documented_files() -> TestResult {
         "report.md",
         "report.html",
     ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} missing from {names:?}"
-        );
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
     for f in &files {
-        assert!(
-            f.is_file() && std::fs::metadata(f)?.len() > 0,
-            "{} empty",
-            f.display()
-        );
+        assert!(f.is_file() && std::fs::metadata(f)?.len() > 0, "{} empty", f.display());
     }
     Ok(())
 }
@@ -63,9 +53,7 @@ fn data_only_writes_no_charts_or_pages() -> TestResult {
     let files = write_run_dir(&dir, &fixture::report(), &Formats::data_only())?;
     let names = relative(&dir, &files);
     assert!(
-        names
-            .iter()
-            .all(|n| !n.starts_with("charts/") && !n.starts_with("report.")),
+        names.iter().all(|n| !n.starts_with("charts/") && !n.starts_with("report.")),
         "{names:?}"
     );
     assert_eq!(names.len(), 4 + 2 * 4);

@@ -3,9 +3,7 @@ use std::path::Path;
 
 /// Compares `actual` with `tests/data/<name>`, or rewrites it when `SNAP_UPDATE=1`.
 fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
     if std::env::var("SNAP_UPDATE").is_ok_and(|v| v == "1") {
         std::fs::write(&path, actual).unwrap();
         return;
@@ -16,11 +14,7 @@ fn snapshot(name: &str, actual: &str) {
         return;
     }
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let i = e
-        .iter()
-        .zip(&a)
-        .position(|(x, y)| x != y)
-        .unwrap_or(e.len().min(a.len()));
+    let i = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
     panic!(
         "{name} differs from the golden file at line {}:\n  expected: {:?}\n  actual:   {:?}\n\
          (SNAP_UPDATE=1 rewrites tests/data/{name})",
@@ -33,10 +27,7 @@ fn snapshot(name: &str, actual: &str) {
 #[test]
 fn summary_json() {
     let r = fixture::report();
-    snapshot(
-        "summary.json",
-        std::str::from_utf8(&r.summary.to_json()).unwrap(),
-    );
+    snapshot("summary.json", std::str::from_utf8(&r.summary.to_json()).unwrap());
 }
 
 #[test]
@@ -70,9 +61,7 @@ fn summary_has_design_fields_and_evaluated_expectations() {
         reports::expect::check_metric(&v, path).unwrap();
     }
     for name in ["end_to_end", "queue_wait", "handler", "accept"] {
-        for f in [
-            "count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
-        ] {
+        for f in ["count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"] {
             reports::expect::check_metric(&v, &format!("latency.{name}.{f}")).unwrap();
         }
     }
@@ -82,12 +71,7 @@ fn summary_has_design_fields_and_evaluated_expectations() {
     assert_eq!(ex[0]["pass"], true);
     assert_eq!(ex[2]["pass"], false);
     assert_eq!(ex[2]["actual"], 12.0);
-    assert!(
-        ex[3]["error"]
-            .as_str()
-            .unwrap()
-            .contains("did you mean `latency.end_to_end.p99_ms`")
-    );
+    assert!(ex[3]["error"].as_str().unwrap().contains("did you mean `latency.end_to_end.p99_ms`"));
     // Little: L / (λW), consistent with the fields it is made of.
     let l = &v["little"];
     let lw = l["arrival_rate_per_s"].as_f64().unwrap() * l["mean_sojourn_s"].as_f64().unwrap();
@@ -101,7 +85,7 @@ fn timeseries_csv() {
     let text = String::from_utf8(buf).unwrap();
     assert!(text.starts_with(
         "t_s,arrivals,completed,failed,dead_lettered,backlog,in_flight,instances,expired,rejected,\
-         latency_p50_ms,latency_p99_ms\n"
+         latency_p50_ms,latency_p99_ms,cost_usd,web_latency_ms\n"
     ));
     snapshot("timeseries.csv", &text);
 }
@@ -122,10 +106,7 @@ fn text_summary() {
 #[test]
 fn hgrm() {
     let r = fixture::report();
-    snapshot(
-        "end_to_end.hgrm",
-        &reports::hist::to_hgrm(&r.histograms["end_to_end"]),
-    );
+    snapshot("end_to_end.hgrm", &reports::hist::to_hgrm(&r.histograms["end_to_end"]));
 }
 
 #[test]
@@ -135,11 +116,7 @@ fn skeleton_validates_expect_paths_before_a_run() {
     assert!(reports::expect::check_metric(&v, "latency.handler.p99_ms").is_ok());
     assert!(reports::expect::check_metric(&v, "services.payments.errors").is_ok());
     let err = reports::expect::check_metric(&v, "services.payment.errors").unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("did you mean `services.payments.errors`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("did you mean `services.payments.errors`"), "{err}");
     assert_eq!(v["scenario"], "orders-outage");
 }
 
@@ -148,19 +125,9 @@ fn formats_parse_from_the_command_line() {
     use reports::Formats;
     assert_eq!(
         "html,md".parse::<Formats>().unwrap(),
-        Formats {
-            html: true,
-            md: true,
-            png: false,
-            svg: false
-        }
+        Formats { html: true, md: true, png: false, svg: false }
     );
     assert_eq!("all".parse::<Formats>().unwrap(), Formats::all());
     assert_eq!("".parse::<Formats>().unwrap(), Formats::data_only());
-    assert!(
-        "pdf"
-            .parse::<Formats>()
-            .unwrap_err()
-            .contains("unknown report format `pdf`")
-    );
+    assert!("pdf".parse::<Formats>().unwrap_err().contains("unknown report format `pdf`"));
 }
