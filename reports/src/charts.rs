@@ -82,7 +82,8 @@ const GREY: usize = 9;
 const SPECTRUM_ORDER: [&str; 3] = ["end_to_end", "queue_wait", "handler"];
 
 /// The charts of one run, in report order: latency spectrum, latency over time, arrivals vs
-/// completions, backlog and in-flight, failures, instances.
+/// completions, backlog and in-flight, failures, instances, accrued cost, and the web tier's
+/// response time on WebJob plans.
 pub fn run_charts(r: &RunReport) -> Vec<Chart> {
     let end_s = r.end_s();
     let shades = shades(&r.faults, end_s);
@@ -138,11 +139,35 @@ pub fn run_charts(r: &RunReport) -> Vec<Chart> {
         time("failures", "Failures", "messages per interval", failure_series(rows)),
         time(
             "instances",
-            "Consumer instances",
+            &format!("Consumer instances ({})", r.summary.hosting.plan),
             "instances",
             vec![count_series("instances", PURPLE, rows, |row| u64::from(row.instances))],
         ),
+        time(
+            "cost",
+            &format!("Accrued cost ({} pricing)", r.summary.cost.pricing),
+            "USD since the start",
+            vec![Series {
+                label: "cost".into(),
+                color: BROWN,
+                points: rows.iter().map(|row| (row.t_s, row.cost_usd)).collect(),
+            }],
+        ),
     ]
+    .into_iter()
+    .chain(r.summary.web.is_some().then(|| {
+        time(
+            "web-latency",
+            "Web tier response time (shares the WebJob's CPU)",
+            "latency (ms)",
+            vec![Series {
+                label: "web response time".into(),
+                color: TEAL,
+                points: rows.iter().map(|row| (row.t_s, row.web_latency_ms)).collect(),
+            }],
+        )
+    }))
+    .collect()
 }
 
 /// The overlaid charts of a comparison, one colour per run: end-to-end latency spectrum,

@@ -211,6 +211,14 @@ fn cards(r: &RunReport, out: &mut String) {
     out.push_str(&card("drain time", &drain, !s.drained));
     out.push_str(&card("dead-lettered", &count(m.dead_lettered), m.dead_lettered > 0));
     out.push_str(&card("lost", &count(m.lost), m.lost > 0));
+    let c = &s.cost;
+    out.push_str(&card("cost", &format!("${}", float(c.total_usd, 4)), false));
+    let per_million =
+        c.per_million_messages_usd.map_or("–".into(), |x| format!("${}", float(x, 2)));
+    out.push_str(&card("cost / million msgs", &per_million, false));
+    let h = &s.hosting;
+    out.push_str(&card("instances peak", &h.instances_peak.to_string(), false));
+    out.push_str(&card("cold starts", &count(h.cold_starts), false));
     out.push_str("</div>\n");
 }
 
@@ -294,7 +302,7 @@ fn ledger(r: &RunReport, out: &mut String) {
 
 fn more(r: &RunReport, out: &mut String) {
     let s = &r.summary;
-    out.push_str("<section>\n<h2>Rates, backlog, services</h2>\n<table>\n");
+    out.push_str("<section>\n<h2>Rates, services, hosting and cost</h2>\n<table>\n");
     let mut row = |k: String, v: String| {
         let _ = writeln!(out, "<tr><td class=\"l\">{}</td><td>{}</td></tr>", esc(&k), esc(&v));
     };
@@ -321,6 +329,37 @@ fn more(r: &RunReport, out: &mut String) {
     }
     for (k, v) in &s.extra {
         row(format!("extra: {k}"), float(*v, 3));
+    }
+    let h = &s.hosting;
+    row("hosting plan".into(), h.plan.clone());
+    row(
+        "instances peak · mean".into(),
+        format!("{} · {}", h.instances_peak, float(h.instances_mean, 2)),
+    );
+    row(
+        "scale-outs · scale-ins · cold starts · timeouts".into(),
+        format!("{} · {} · {} · {}", h.scale_outs, h.scale_ins, h.cold_starts, h.timeouts),
+    );
+    let c = &s.cost;
+    row(
+        format!("cost: compute · executions · messaging ({})", c.pricing),
+        format!(
+            "${} · ${} · ${}",
+            float(c.compute_usd, 4),
+            float(c.executions_usd, 4),
+            float(c.messaging_usd, 4)
+        ),
+    );
+    if let Some(w) = &s.web {
+        row(
+            "web tier: mean · worst interval · alone".into(),
+            format!(
+                "{} · {} · {}",
+                ms(w.latency_ms_mean),
+                ms(w.latency_ms_peak),
+                ms(w.latency_ms_alone)
+            ),
+        );
     }
     out.push_str("</table>\n</section>\n");
 }

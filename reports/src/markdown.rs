@@ -41,6 +41,7 @@ pub fn report(r: &RunReport) -> String {
     latency(r, &mut out);
     expectations(r, &mut out);
     services(r, &mut out);
+    hosting(r, &mut out);
     faults(&r.faults, &mut out);
     if !r.meta.command.is_empty() {
         let _ = writeln!(out, "**Replay:** `{}`", r.meta.command);
@@ -129,6 +130,39 @@ fn services(r: &RunReport, out: &mut String) {
         );
     }
     out.push('\n');
+}
+
+fn hosting(r: &RunReport, out: &mut String) {
+    let s = &r.summary;
+    let (h, c) = (&s.hosting, &s.cost);
+    let per_million =
+        c.per_million_messages_usd.map_or("–".into(), |x| format!("${}", float(x, 2)));
+    out.push_str("**Hosting and cost**\n\n");
+    out.push_str("| plan | instances peak · mean | cold starts | timeouts | total | per million msgs | compute | executions | messaging |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let _ = writeln!(
+        out,
+        "| {} | {} · {} | {} | {} | ${} | {} | ${} | ${} | ${} |\n",
+        h.plan,
+        h.instances_peak,
+        float(h.instances_mean, 2),
+        h.cold_starts,
+        h.timeouts,
+        float(c.total_usd, 4),
+        per_million,
+        float(c.compute_usd, 4),
+        float(c.executions_usd, 4),
+        float(c.messaging_usd, 4)
+    );
+    if let Some(w) = &s.web {
+        let _ = writeln!(
+            out,
+            "Web tier: {} mean response ({} alone, {} worst interval).\n",
+            ms(w.latency_ms_mean),
+            ms(w.latency_ms_alone),
+            ms(w.latency_ms_peak)
+        );
+    }
 }
 
 /// `from → to` of a fault, or `at` for a crash that never restarts.

@@ -90,8 +90,54 @@ pub fn summary(r: &RunReport) -> String {
             count(sv.timeouts)
         );
     }
+    hosting(r, &mut out);
     expectations(r, &mut out);
     out
+}
+
+/// `hosting` and `cost` lines.
+fn hosting(r: &RunReport, out: &mut String) {
+    let s = &r.summary;
+    let h = &s.hosting;
+    let _ = writeln!(
+        out,
+        "  {:<11} {}: peak {} instances, mean {} | {} scale-outs, {} scale-ins, {} cold starts, \
+         {} timeouts",
+        "hosting",
+        h.plan,
+        h.instances_peak,
+        float(h.instances_mean, 2),
+        h.scale_outs,
+        h.scale_ins,
+        h.cold_starts,
+        h.timeouts
+    );
+    let c = &s.cost;
+    let per_million =
+        c.per_million_messages_usd.map_or("–".into(), |x| format!("${}", float(x, 2)));
+    let _ = writeln!(
+        out,
+        "  {:<11} ${} total ({} per million messages; compute ${}, executions ${}, messaging ${}; \
+         {} pricing)",
+        "cost",
+        float(c.total_usd, 4),
+        per_million,
+        float(c.compute_usd, 4),
+        float(c.executions_usd, 4),
+        float(c.messaging_usd, 4),
+        c.pricing
+    );
+    if let Some(w) = &s.web {
+        let _ = writeln!(
+            out,
+            "  {:<11} response {} mean, {} worst interval ({} alone; background took up to {}% CPU)",
+            "web tier",
+            ms(w.latency_ms_mean),
+            ms(w.latency_ms_peak),
+            ms(w.latency_ms_alone),
+            float(w.background_cpu_peak * 100.0, 1)
+        );
+    }
 }
 
 fn expectations(r: &RunReport, out: &mut String) {

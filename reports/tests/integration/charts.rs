@@ -17,13 +17,22 @@ fn time_charts_show_the_timeseries() {
     let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["latency-spectrum", "latency-over-time", "throughput", "backlog", "failures", "instances"]
+        [
+            "latency-spectrum",
+            "latency-over-time",
+            "throughput",
+            "backlog",
+            "failures",
+            "instances",
+            "cost"
+        ]
     );
     let rows = &r.timeseries;
     let col = |f: &dyn Fn(&reports::TimeseriesRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
     assert_eq!(ys(chart(&cs, "backlog"), "backlog (waiting)"), col(&|r| r.backlog as f64));
     assert_eq!(ys(chart(&cs, "backlog"), "in flight (locked)"), col(&|r| r.in_flight as f64));
     assert_eq!(ys(chart(&cs, "instances"), "instances"), col(&|r| f64::from(r.instances)));
+    assert_eq!(ys(chart(&cs, "cost"), "cost"), col(&|r| r.cost_usd));
     assert_eq!(ys(chart(&cs, "failures"), "dead-lettered"), col(&|r| r.dead_lettered as f64));
     assert_eq!(ys(chart(&cs, "failures"), "failed executions"), col(&|r| r.failed as f64));
     assert_eq!(ys(chart(&cs, "failures"), "rejected"), col(&|r| r.rejected as f64));
