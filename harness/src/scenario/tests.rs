@@ -169,7 +169,7 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
     assert_eq!(
         error_after_minimal("[consumer]\ninstances = 2\n  instanse = 3\n"),
         "scenarios/x.toml:6:3: error: unknown key `instanse` in [consumer]\n  \
-         expected one of: instances, concurrency, batch_size, work, calls, poll_interval\n  \
+         expected one of: instances, concurrency, batch_size, work, calls, poll_interval, hosting, memory, cpu, execution_timeout\n  \
          did you mean `instances`?"
     );
     assert_eq!(
@@ -177,12 +177,17 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
         "scenarios/x.toml:5:1: error: unknown key `latncy` in [services.db]\n  \
          expected one of: latency, error_rate, timeout\n  did you mean `latency`?"
     );
-    let e = error_after_minimal("[scaling]\nmax_instances = 3\n");
+    let e = error_after_minimal("[breakers]\nmax = 3\n");
     assert!(
-        e.starts_with("scenarios/x.toml:4:2: error: unknown key `scaling` at the top level"),
+        e.starts_with("scenarios/x.toml:4:2: error: unknown key `breakers` at the top level"),
         "{e}"
     );
     assert!(!e.contains("did you mean"), "{e}");
+    let e = error_after_minimal("[scaling]\nmax_instances = 3\n");
+    assert!(
+        e.starts_with("scenarios/x.toml:4:1: error: [scaling] does not apply to hosting = \"worker\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -472,7 +477,7 @@ fn bad_overrides_name_the_override() {
     assert_eq!(
         err(&["consumer.instanse=8"]),
         "--set consumer.instanse=8: error: unknown key `instanse` in [consumer]\n  \
-         expected one of: instances, concurrency, batch_size, work, calls, poll_interval\n  \
+         expected one of: instances, concurrency, batch_size, work, calls, poll_interval, hosting, memory, cpu, execution_timeout\n  \
          did you mean `instances`?"
     );
     assert!(
