@@ -20,6 +20,8 @@ pub struct Cli {
 enum Command {
     /// Run a scenario and write its summary, time series, histograms and reports.
     Run(RunArgs),
+    /// Run two or more designs and write a side-by-side comparison (HTML, Markdown, JSON).
+    Compare(crate::compare::CompareArgs),
     /// Check scenario files without running them.
     Validate {
         /// Scenario files (TOML).
@@ -77,6 +79,7 @@ pub fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Run(args) => crate::run::run(&args),
+        Command::Compare(args) => crate::compare::compare(&args),
         Command::Validate { scenarios } => crate::validate::validate(&scenarios),
     };
     outcome.report()

@@ -4,6 +4,7 @@
 //! `reports` (summary, CSV, charts, HTML/Markdown). This crate is the glue.
 
 pub mod cli;
+pub mod compare;
 pub mod outcome;
 pub mod run;
 pub mod scenario;

@@ -101,7 +101,7 @@ pub struct Delta {
 }
 
 /// The headline metrics: (summary path, label, unit, direction).
-const METRICS: [(&str, &str, &str, Better); 13] = [
+const METRICS: [(&str, &str, &str, Better); 17] = [
     ("throughput.completed_per_s", "throughput", "msg/s", Better::Higher),
     ("latency.end_to_end.p50_ms", "end-to-end p50", "ms", Better::Lower),
     ("latency.end_to_end.p99_ms", "end-to-end p99", "ms", Better::Lower),
@@ -115,6 +115,10 @@ const METRICS: [(&str, &str, &str, Better); 13] = [
     ("messages.duplicates", "duplicates", "count", Better::Lower),
     ("messages.deliveries", "deliveries", "count", Better::Neither),
     ("services.calls", "downstream calls", "count", Better::Neither),
+    ("hosting.instances_peak", "instances peak", "count", Better::Neither),
+    ("hosting.cold_starts", "cold starts", "count", Better::Lower),
+    ("cost.total_usd", "cost", "usd", Better::Lower),
+    ("cost.per_million_messages_usd", "cost per million messages", "usd", Better::Lower),
 ];
 
 /// Builds the comparison (baseline first). Needs at least 2 runs.
@@ -174,7 +178,7 @@ fn row(path: &str, label: &str, unit: &str, better: Better, values: Vec<Option<f
         .enumerate()
         .map(|(i, v)| match (i, base, v) {
             (0, _, _) | (_, None, _) | (_, _, None) => None,
-            (_, Some(b), Some(v)) => Some(delta(b, *v, better)),
+            (_, Some(b), Some(v)) => Some(delta(b, *v, better, unit)),
         })
         .collect();
     MetricRow {
@@ -187,12 +191,16 @@ fn row(path: &str, label: &str, unit: &str, better: Better, values: Vec<Option<f
     }
 }
 
-fn delta(base: f64, v: f64, better: Better) -> Delta {
+/// The change from `base` to `v`. A change too small to matter (see [`matters`]) is
+/// `Changed`, never `Better` or `Worse`, so noise is not coloured as a win or a loss.
+fn delta(base: f64, v: f64, better: Better, unit: &str) -> Delta {
     let abs = round_dp(v - base, 6);
     let pct = (base != 0.0).then(|| round_dp(abs / base.abs() * 100.0, 2));
+    let small = !matters(unit, &Delta { abs, pct, verdict: Verdict::Changed });
     let verdict = match (better, abs.partial_cmp(&0.0)) {
         (_, Some(std::cmp::Ordering::Equal)) | (_, None) => Verdict::Same,
         (Better::Neither, _) => Verdict::Changed,
+        _ if small => Verdict::Changed,
         (Better::Lower, Some(o)) | (Better::Higher, Some(o)) => {
             let lower = o == std::cmp::Ordering::Less;
             if lower == (better == Better::Lower) { Verdict::Better } else { Verdict::Worse }
@@ -207,6 +215,7 @@ fn value(unit: &str, v: Option<f64>) -> String {
         ("ms", Some(v)) => ms(v),
         ("s", Some(v)) => secs(v),
         ("msg/s", Some(v)) => format!("{} msg/s", float(v, 2)),
+        ("usd", Some(v)) => format!("${}", float(v, 4)),
         (_, Some(v)) if v.fract() == 0.0 && v >= 0.0 => count(v as u64),
         (_, Some(v)) => float(v, 3),
     }
@@ -224,31 +233,51 @@ fn signed(unit: &str, abs: f64) -> String {
 }
 
 /// One line per non-baseline run naming the biggest moves, e.g.
-/// "`b` vs `a`: end-to-end p99 −63% (better), backlog peak −80% (better)".
+/// "`b` vs `a`: end-to-end p99 −63% (better), backlog peak −80% (better); cost +43% (worse)".
+/// Moves too small to matter (under 1 ms or 1 s of latency or drain, under 1 % of a rate or
+/// count) are left out; the cost is always named when it moved, since most comparisons are a
+/// trade of latency against money.
 pub fn headline(c: &Comparison) -> Vec<String> {
     (1..c.runs.len())
         .map(|i| {
-            let mut moves: Vec<(f64, String)> = c
+            let mut moves: Vec<(f64, &str, String)> = c
                 .metrics
                 .iter()
                 .filter_map(|m| {
                     let d = m.deltas[i]?;
-                    if !matches!(d.verdict, Verdict::Better | Verdict::Worse) {
+                    if !matches!(d.verdict, Verdict::Better | Verdict::Worse)
+                        || !matters(&m.unit, &d)
+                    {
                         return None;
                     }
                     let size = d.pct.map_or(f64::INFINITY, f64::abs);
                     let how = if d.verdict == Verdict::Better { "better" } else { "worse" };
                     let amount = d.pct.map_or_else(|| signed(&m.unit, d.abs), |p| pct(Some(p)));
-                    Some((size, format!("{} {amount} ({how})", m.label)))
+                    Some((size, m.metric.as_str(), format!("{} {amount} ({how})", m.label)))
                 })
                 .collect();
             moves.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let text: Vec<String> = moves.into_iter().take(4).map(|m| m.1).collect();
-            let text =
-                if text.is_empty() { "no headline metric changed".into() } else { text.join(", ") };
-            format!("`{}` vs `{}`: {text}", c.runs[i].label, c.runs[0].label)
+            let cost = moves.iter().position(|m| m.1 == "cost.total_usd").map(|k| moves.remove(k));
+            let mut text: Vec<String> = moves.into_iter().take(4).map(|m| m.2).collect();
+            if text.is_empty() && cost.is_none() {
+                text.push("no headline metric changed".into());
+            }
+            let mut line =
+                format!("`{}` vs `{}`: {}", c.runs[i].label, c.runs[0].label, text.join(", "));
+            if let Some(cost) = cost {
+                line.push_str(&format!("{}{}", if text.is_empty() { "" } else { "; " }, cost.2));
+            }
+            line
         })
         .collect()
+}
+
+/// Whether a change is big enough to name in the headline.
+fn matters(unit: &str, d: &Delta) -> bool {
+    match unit {
+        "ms" | "s" => d.abs.abs() >= 1.0,
+        _ => d.pct.is_none_or(|p| p.abs() >= 1.0),
+    }
 }
 
 /// `compare.md`.

@@ -185,7 +185,9 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
     assert!(!e.contains("did you mean"), "{e}");
     let e = error_after_minimal("[scaling]\nmax_instances = 3\n");
     assert!(
-        e.starts_with("scenarios/x.toml:4:1: error: [scaling] does not apply to hosting = \"worker\""),
+        e.starts_with(
+            "scenarios/x.toml:4:1: error: [scaling] does not apply to hosting = \"worker\""
+        ),
         "{e}"
     );
 }
