@@ -6,6 +6,9 @@
 //! request's mean response time is `cpu_per_request / (1 - u_web - u_bg)` (M/G/1-PS); the
 //! difference from `u_bg = 0` is what background work adds. At or above full load the
 //! response time is reported as 100 times the request's CPU time (saturated).
+//!
+//! Limitation: handler work is simulated as wall time; oversubscribing the CPU does not slow
+//! the handlers themselves (their share is capped at 100 % in the report).
 
 use crate::spec::WebTierSpec;
 use crate::time::{NS_PER_S, Nanos};
@@ -21,7 +24,9 @@ pub fn response_time(
 ) -> (Nanos, f64) {
     let capacity = f64::from(instances.max(1)) * cpu;
     let u_web = web.rate_per_s * web.cpu_per_request as f64 / NS_PER_S as f64 / capacity;
-    let u_bg = cpu_work as f64 * web.handler_cpu_share / interval as f64 / capacity;
+    // Demand beyond the instances' CPU is capped at all of it: the model does not slow the
+    // handlers down when they oversubscribe the CPU, it only reports the web tier saturated.
+    let u_bg = (cpu_work as f64 * web.handler_cpu_share / interval as f64 / capacity).min(1.0);
     (ps_response(web.cpu_per_request, u_web + u_bg), u_bg)
 }
 
