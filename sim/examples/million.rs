@@ -34,6 +34,7 @@ fn main() {
         },
         ..Default::default()
     };
+    #[allow(clippy::disallowed_methods)] // wall time of the whole run, for the printout only
     let started = std::time::Instant::now();
     let r = sim::run(&s, sim::RunOptions::default(), &mut |_| {}).results;
     let wall = started.elapsed().as_secs_f64();
