@@ -319,8 +319,7 @@ mod dslab {
         let st = Rc::new(RefCell::new(st));
         sim.add_handler("station", st.clone());
         while !done.get() && sim.step() {}
-        let out = st.borrow().out;
-        out
+        st.borrow().out
     }
 }
 

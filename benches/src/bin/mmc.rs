@@ -5,6 +5,7 @@
 //!                      streams: asserts they agree exactly, and with Erlang C); best of REPS
 //! mmc run N [REPS]     the same model as a whole `sim::run` (meters, time series), ~N messages
 //! mmc cc N             a competing-consumers run of N messages (memory check under time -v)
+//! mmc one TOOL N       one run of bare-loop, simcore or sluice-engine (for profilers)
 //! ```
 //!
 //! Prints one `key=value` line per measurement, e.g.
@@ -22,7 +23,7 @@ fn arg(i: usize) -> Option<f64> {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("{why}\nusage: mmc engine N [REPS] | mmc run N [REPS] | mmc cc N");
+    eprintln!("{why}\nusage: mmc engine N [REPS] | mmc run N [REPS] | mmc cc N | mmc one TOOL N");
     std::process::exit(2)
 }
 
@@ -49,7 +50,11 @@ fn report(tool: &str, customers: u64, seconds: f64, mean_wait_ns: f64) {
 
 fn main() {
     let cmd = std::env::args().nth(1).unwrap_or_default();
-    let n = arg(2).unwrap_or(1e6) as u64;
+    let n = if cmd == "one" {
+        0
+    } else {
+        arg(2).unwrap_or(1e6) as u64
+    };
     let reps = arg(3).unwrap_or(3.0) as u32;
     let p = Params::standard(n);
     match cmd.as_str() {
@@ -84,6 +89,19 @@ fn main() {
                 report(name, out.completed, *secs, out.mean_wait_ns());
             }
             mmc::assert_erlang_c(&p, "M/M/10 engine", reference.mean_wait_ns());
+        }
+        "one" => {
+            // mmc one TOOL N: a single run of one engine implementation (for profilers)
+            let tool = std::env::args().nth(2).unwrap_or_default();
+            let p = Params::standard(arg(3).unwrap_or(1e6) as u64);
+            let f: fn(&Params) -> Outcome = match tool.as_str() {
+                "bare-loop" => mmc::bare,
+                "simcore" => mmc::simcore,
+                "sluice-engine" => mmc::sluice_engine,
+                _ => usage("mmc one bare-loop|simcore|sluice-engine N"),
+            };
+            let (out, secs) = best(1, || f(&p));
+            report(&tool, out.completed, secs, out.mean_wait_ns());
         }
         "run" => {
             let (r, secs) = best(reps, || mmc::whole_run(&p));
