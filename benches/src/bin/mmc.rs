@@ -40,6 +40,9 @@ fn best<T>(reps: u32, mut f: impl FnMut() -> T) -> (T, f64) {
     (value.expect("at least one rep"), best)
 }
 
+/// An M/M/c implementation of `sluice_benches::mmc`.
+type Tool = fn(&Params) -> Outcome;
+
 fn report(tool: &str, customers: u64, seconds: f64, mean_wait_ns: f64) {
     println!(
         "tool={tool} customers={customers} seconds={seconds:.4} per_s={:.0} mean_wait_ms={:.3}",
@@ -69,7 +72,7 @@ fn main() {
             );
             // interleave the tools so that machine noise hits them alike
             let mut results: Vec<(&str, Outcome, f64)> = Vec::new();
-            let tools: [(&str, fn(&Params) -> Outcome); 3] = [
+            let tools: [(&str, Tool); 3] = [
                 ("bare-loop", mmc::bare),
                 ("simcore", mmc::simcore),
                 ("sluice-engine", mmc::sluice_engine),
@@ -94,7 +97,7 @@ fn main() {
             // mmc one TOOL N: a single run of one engine implementation (for profilers)
             let tool = std::env::args().nth(2).unwrap_or_default();
             let p = Params::standard(arg(3).unwrap_or(1e6) as u64);
-            let f: fn(&Params) -> Outcome = match tool.as_str() {
+            let f: Tool = match tool.as_str() {
                 "bare-loop" => mmc::bare,
                 "simcore" => mmc::simcore,
                 "sluice-engine" => mmc::sluice_engine,
