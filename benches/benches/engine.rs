@@ -36,11 +36,7 @@ fn mmc(c: &mut Criterion) {
     let p = Params::standard(100_000);
     // Same streams, same model: the three must agree to the nanosecond, and with Erlang C.
     let reference = mmc::bare(&p);
-    assert_eq!(
-        mmc::sluice_engine(&p),
-        reference,
-        "sluice engine vs bare loop"
-    );
+    assert_eq!(mmc::sluice_engine(&p), reference, "sluice engine vs bare loop");
     assert_eq!(mmc::simcore(&p), reference, "simcore vs bare loop");
     mmc::assert_erlang_c(&p, "M/M/10 engine", reference.mean_wait_ns());
     let whole = mmc::whole_run(&p);
@@ -48,23 +44,17 @@ fn mmc(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("mmc");
     g.throughput(Throughput::Elements(p.customers));
-    g.bench_function("sluice-engine", |b| {
-        b.iter(|| mmc::sluice_engine(black_box(&p)))
-    });
+    g.bench_function("sluice-engine", |b| b.iter(|| mmc::sluice_engine(black_box(&p))));
     g.bench_function("simcore", |b| b.iter(|| mmc::simcore(black_box(&p))));
     g.bench_function("bare-loop", |b| b.iter(|| mmc::bare(black_box(&p))));
-    g.bench_function("sluice-whole-run", |b| {
-        b.iter(|| mmc::whole_run(black_box(&p)))
-    });
+    g.bench_function("sluice-whole-run", |b| b.iter(|| mmc::whole_run(black_box(&p))));
     g.finish();
 }
 
 fn meters(c: &mut Criterion) {
     const N: usize = 100_000;
     let mut rng = Rng::stream(1, "bench.meters");
-    let dist = Dist::Exp {
-        mean: 100 * NS_PER_MS,
-    };
+    let dist = Dist::Exp { mean: 100 * NS_PER_MS };
     let values: Vec<Nanos> = (0..N).map(|_| dist.sample(&mut rng)).collect();
     // a one-hour scenario's histograms: values up to twice its horizon (1 h + 24 h drain)
     let highest = 2 * (NS_PER_H + NS_PER_DAY);

@@ -58,9 +58,7 @@ pub fn competing_consumers(messages: f64) -> Scenario {
             instances: 8,
             concurrency: 16,
             batch_size: 16,
-            work: Dist::Exp {
-                mean: 50 * NS_PER_MS,
-            },
+            work: Dist::Exp { mean: 50 * NS_PER_MS },
             ..Default::default()
         },
         ..Default::default()
@@ -78,16 +76,9 @@ mod tests {
 
     #[test]
     fn competing_consumers_balances() {
-        let r = sim::run(
-            &competing_consumers(20_000.0),
-            sim::RunOptions::default(),
-            &mut |_| {},
-        )
-        .results;
+        let r = sim::run(&competing_consumers(20_000.0), sim::RunOptions::default(), &mut |_| {})
+            .results;
         assert!(r.ledger.balances());
-        assert_eq!(
-            r.ledger.completed + r.ledger.dead_lettered,
-            r.ledger.produced
-        );
+        assert_eq!(r.ledger.completed + r.ledger.dead_lettered, r.ledger.produced);
     }
 }

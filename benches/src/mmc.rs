@@ -61,10 +61,7 @@ impl Params {
 
     /// Erlang C: the probability that an arriving customer waits.
     pub fn p_wait(&self) -> f64 {
-        erlang_c(
-            self.servers,
-            self.service_mean_ns as f64 / self.interarrival_mean_ns as f64,
-        )
+        erlang_c(self.servers, self.service_mean_ns as f64 / self.interarrival_mean_ns as f64)
     }
 
     /// Erlang C mean wait in queue, ns: `P(wait) / (cμ - λ)`.
@@ -87,15 +84,11 @@ impl Params {
         (
             Stream {
                 rng: Rng::stream(self.seed, "arrivals"),
-                dist: Dist::Exp {
-                    mean: self.interarrival_mean_ns,
-                },
+                dist: Dist::Exp { mean: self.interarrival_mean_ns },
             },
             Stream {
                 rng: Rng::stream(self.seed, "service"),
-                dist: Dist::Exp {
-                    mean: self.service_mean_ns,
-                },
+                dist: Dist::Exp { mean: self.service_mean_ns },
             },
         )
     }
@@ -395,9 +388,7 @@ pub fn scenario(p: &Params) -> Scenario {
             instances: p.servers,
             concurrency: 1,
             batch_size: 1,
-            work: Dist::Exp {
-                mean: p.service_mean_ns,
-            },
+            work: Dist::Exp { mean: p.service_mean_ns },
             ..Default::default()
         },
         ..Default::default()
@@ -456,10 +447,7 @@ mod tests {
     #[test]
     fn three_implementations_agree_exactly_and_with_erlang_c() {
         for seed in [1, 2] {
-            let p = Params {
-                seed,
-                ..Params::standard(100_000)
-            };
+            let p = Params { seed, ..Params::standard(100_000) };
             let b = bare(&p);
             assert_eq!(b.completed, p.customers);
             assert_eq!(sluice_engine(&p), b, "sluice engine vs bare loop");

@@ -16,9 +16,7 @@ use std::time::Instant;
 
 fn arg(i: usize) -> Option<f64> {
     std::env::args().nth(i).map(|a| {
-        a.replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| usage(&format!("not a number: {a}")))
+        a.replace('_', "").parse().unwrap_or_else(|_| usage(&format!("not a number: {a}")))
     })
 }
 
@@ -53,11 +51,7 @@ fn report(tool: &str, customers: u64, seconds: f64, mean_wait_ns: f64) {
 
 fn main() {
     let cmd = std::env::args().nth(1).unwrap_or_default();
-    let n = if cmd == "one" {
-        0
-    } else {
-        arg(2).unwrap_or(1e6) as u64
-    };
+    let n = if cmd == "one" { 0 } else { arg(2).unwrap_or(1e6) as u64 };
     let reps = arg(3).unwrap_or(3.0) as u32;
     let p = Params::standard(n);
     match cmd.as_str() {
@@ -117,10 +111,7 @@ fn main() {
             let r = sim::run(&s, sim::RunOptions::default(), &mut |_| {}).results;
             let secs = t.elapsed().as_secs_f64();
             assert!(r.ledger.balances());
-            assert_eq!(
-                r.ledger.completed + r.ledger.dead_lettered,
-                r.ledger.produced
-            );
+            assert_eq!(r.ledger.completed + r.ledger.dead_lettered, r.ledger.produced);
             println!(
                 "tool=competing-consumers messages={} deliveries={} seconds={secs:.3} per_s={:.0}",
                 r.ledger.produced,

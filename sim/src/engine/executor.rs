@@ -63,6 +63,10 @@ struct Inner {
     current: Cell<TaskId>,
     stopped: Cell<bool>,
     events: Cell<u64>,
+    /// The heap's root is the timer being handled now: it is still in the heap, and the
+    /// first timer set while it is handled replaces it (one sift instead of a pop and a
+    /// push); otherwise the run loop pops it afterwards.
+    fired: Cell<bool>,
 }
 
 /// A handle on one simulation: its clock, timers and processes. Cheap to clone.
@@ -102,6 +106,7 @@ impl Sim {
                 current: Cell::new(TaskId::NONE),
                 stopped: Cell::new(false),
                 events: Cell::new(0),
+                fired: Cell::new(false),
             }),
         }
     }
@@ -172,11 +177,12 @@ impl Sim {
                 return;
             }
             s.generation = s.generation.wrapping_add(1);
-            let p = s.process.take();
-            if !s.running {
-                self.inner.free.borrow_mut().push(id.slot);
+            if s.running {
+                // It is being polled (it aborts itself): `poll` drops it when it yields.
+                return;
             }
-            p
+            self.inner.free.borrow_mut().push(id.slot);
+            s.process.take()
         };
         drop(dropped); // outside the borrow: dropping a future may touch the simulation
     }
@@ -220,7 +226,15 @@ impl Sim {
         let seq = self.inner.seq.get();
         self.inner.seq.set(seq + 1);
         let time = at.0.max(self.inner.now.get());
-        self.inner.timers.borrow_mut().push(Timer { time, seq, task: self.current() });
+        let timer = Timer { time, seq, task: self.current() };
+        let mut timers = self.inner.timers.borrow_mut();
+        if self.inner.fired.replace(false) {
+            // The root is the timer that fired: overwrite it, sifting down once. (A process
+            // woken by a timer usually sets its next one at once: a sleep in a loop.)
+            *timers.peek_mut().expect("the fired timer is the root") = timer;
+        } else {
+            timers.push(timer);
+        }
     }
 
     /// A future that completes `delay` from now.
@@ -270,7 +284,7 @@ impl Sim {
         let mut batch: Vec<TaskId> = Vec::with_capacity(256);
         loop {
             // Run everything that is ready, in the order it became ready.
-            loop {
+            while !inner.ready.borrow().is_empty() {
                 std::mem::swap(&mut batch, &mut *inner.ready.borrow_mut());
                 if batch.is_empty() {
                     break;
@@ -282,13 +296,12 @@ impl Sim {
                     }
                 }
             }
-            // Advance the clock to the next timer.
-            let next = inner.timers.borrow_mut().pop();
+            // Advance the clock to the next timer (left in the heap while it is handled).
+            let next = inner.timers.borrow().peek().copied();
             let Some(timer) = next else {
                 return RunOutcome::Idle;
             };
             if timer.time > horizon.0 {
-                inner.timers.borrow_mut().push(timer);
                 inner.now.set(horizon.0.max(inner.now.get()));
                 return RunOutcome::Horizon;
             }
@@ -298,7 +311,11 @@ impl Sim {
             if events & 0xffff == 0 {
                 progress(SimTime(timer.time));
             }
+            inner.fired.set(true);
             self.poll(timer.task);
+            if inner.fired.replace(false) {
+                inner.timers.borrow_mut().pop();
+            }
             if inner.stopped.get() {
                 return RunOutcome::Stopped;
             }
@@ -306,48 +323,54 @@ impl Sim {
     }
 
     /// Polls one process once, if it is still alive.
+    ///
+    /// The process is polled where it lies, in its slot's box: the box's heap allocation
+    /// does not move when `slots` grows (a spawn during the poll), and a process that aborts
+    /// itself is only dropped here, after its poll returns (see [`Sim::abort`]).
     #[inline]
     fn poll(&self, id: TaskId) {
         let inner = &*self.inner;
-        let mut process = {
+        let process: *mut (dyn Future<Output = ()> + 'static) = {
             let mut slots = inner.slots.borrow_mut();
             let s = &mut slots[id.slot as usize];
-            if s.generation != id.generation {
-                return; // stale wake-up
+            if s.generation != id.generation || s.running {
+                return; // stale wake-up, or already running (woken by itself)
             }
-            match s.process.take() {
-                Some(p) => {
-                    s.running = true;
-                    p
-                }
-                None => return, // already running (woken by itself)
-            }
+            let Some(p) = s.process.as_mut() else {
+                return;
+            };
+            s.running = true;
+            // SAFETY: the future stays pinned in its box; we only take a pointer to it.
+            unsafe { Pin::get_unchecked_mut(p.as_mut()) }
         };
         inner.current.set(id);
         let mut cx = Context::from_waker(Waker::noop());
-        let done = process.as_mut().poll(&mut cx).is_ready();
+        // SAFETY: the box is neither moved nor dropped while `running` is set (`abort` and
+        // `shutdown` leave a running process alone), and the slot borrow is released.
+        let done = unsafe { Pin::new_unchecked(&mut *process) }.poll(&mut cx).is_ready();
         inner.current.set(TaskId::NONE);
         let mut slots = inner.slots.borrow_mut();
         let s = &mut slots[id.slot as usize];
         s.running = false;
-        if s.generation != id.generation {
-            // aborted while running: drop it after releasing the borrow
+        let aborted = s.generation != id.generation;
+        if aborted || done {
+            if !aborted {
+                s.generation = s.generation.wrapping_add(1);
+            }
+            let p = s.process.take();
             inner.free.borrow_mut().push(id.slot);
             drop(slots);
-            drop(process);
-        } else if done {
-            s.generation = s.generation.wrapping_add(1);
-            inner.free.borrow_mut().push(id.slot);
-            drop(slots);
-            drop(process);
-        } else {
-            s.process = Some(process);
+            drop(p); // outside the borrow: dropping a future may touch the simulation
         }
     }
 
     /// Drops every process (ending the run for good). Processes usually hold handles on the
     /// world they run in, so this also breaks the reference cycles that would leak it.
     pub fn shutdown(&self) {
+        assert!(
+            self.inner.current.get() == TaskId::NONE,
+            "shutdown must be called outside the simulation's processes"
+        );
         let processes: Vec<Process> = {
             let mut slots = self.inner.slots.borrow_mut();
             slots.iter_mut().filter_map(|s| s.process.take()).collect()
