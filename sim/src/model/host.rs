@@ -1,4 +1,4 @@
-//! The consumer host: instances that run handlers, crash, restart, start cold, drain on
+//! The consumer host: instances that run handler slots, crash, restart, start cold, drain on
 //! scale-in, and kill executions that outlive the plan's time limit.
 //!
 //! ```text
@@ -7,10 +7,14 @@
 //!                         └──────────────── crash (in-flight work dropped) ──────────┘
 //! ```
 //!
+//! An instance runs a fixed number of handler *slots*, each a long-lived process that takes a
+//! message, handles it and takes the next (the pattern decides how slots get messages). The
+//! instance keeps the slots' shared prefetch buffer and counts the executions in progress.
+//!
 //! An execution that runs past the plan's limit is killed and its message abandoned, so the
-//! broker delivers it again (and eventually dead-letters it). Deadlines are kept per
-//! instance in a FIFO (every execution has the same limit) and one watchdog process per
-//! instance sleeps until the oldest: no timer per message.
+//! broker delivers it again (and eventually dead-letters it); the slot is replaced by a fresh
+//! one. Deadlines are kept per instance in a FIFO (every execution has the same limit) and one
+//! watchdog process per instance sleeps until the oldest: no timer per message.
 
 use crate::engine::{Sim, TaskId, WaitList};
 use crate::model::cost::CostMeter;
@@ -22,6 +26,7 @@ use crate::time::{Nanos, SimTime};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 /// Where an instance is in its life.
@@ -31,7 +36,7 @@ pub enum State {
     Starting,
     /// Receiving and handling messages.
     Running,
-    /// Scale-in: no more receives; stops when its last handler ends.
+    /// Scale-in: no more receives; stops when its last execution ends.
     Draining,
     /// Gone (scaled in, crashed, or a job replica that finished).
     Stopped,
@@ -39,9 +44,10 @@ pub enum State {
 
 struct Deadline {
     at: Nanos,
-    task: TaskId,
+    slot: u32,
+    execution: u64,
     started: Nanos,
-    delivery: Option<Delivery>,
+    delivery: Delivery,
 }
 
 /// One consumer instance (one incarnation: a restart makes a new one).
@@ -61,16 +67,28 @@ pub struct Instance {
     billed_until: Cell<Nanos>,
     busy_since: Cell<Nanos>,
     busy_unbilled: Cell<Nanos>,
+    /// Messages received for the instance and not yet taken by a slot.
+    buffer: RefCell<VecDeque<Delivery>>,
+    /// The slot receiving for the instance, if one is.
+    fetcher: Cell<Option<TaskId>>,
+    /// Slots waiting for the buffer to fill (or to become the fetcher).
+    arrived: WaitList,
+    /// Each slot's process, and how many executions it has finished.
+    slots: RefCell<Vec<(TaskId, u64)>>,
     deadlines: RefCell<VecDeque<Deadline>>,
     watchdog: Cell<Option<TaskId>>,
     watchdog_armed: Cell<Nanos>,
-    pump: Cell<Option<TaskId>>,
 }
 
 impl Instance {
-    /// Handlers running now.
+    /// Executions in progress now.
     pub fn busy(&self) -> u32 {
         self.busy.get()
+    }
+
+    /// Handler slots of this instance.
+    pub fn slots(&self) -> u32 {
+        self.slots.borrow().len() as u32
     }
 
     /// The executor group of this incarnation (also the lock holder id it receives with).
@@ -83,16 +101,60 @@ impl Instance {
         self.state.get()
     }
 
+    /// Whether slots may take new messages.
+    pub fn running(&self) -> bool {
+        self.state.get() == State::Running
+    }
+
     /// Waits until `busy <= limit`.
     pub async fn wait_busy_at_most(&self, sim: &Sim, limit: u32) {
         while self.busy.get() > limit {
             self.freed.wait(sim).await;
         }
     }
+
+    /// A message already received for the instance, if any.
+    pub fn take_buffered(&self) -> Option<Delivery> {
+        self.buffer.borrow_mut().pop_front()
+    }
+
+    /// Makes the current slot the instance's fetcher, unless another slot already is.
+    pub fn begin_fetch(&self, sim: &Sim) -> bool {
+        if self.fetcher.get().is_some() {
+            return false;
+        }
+        self.fetcher.set(Some(sim.current()));
+        true
+    }
+
+    /// The fetcher is done: `fetched` goes to the buffer, and one waiting slot is woken for
+    /// each buffered message, plus one to become the next fetcher.
+    pub fn end_fetch(&self, sim: &Sim, fetched: &mut Vec<Delivery>) {
+        self.fetcher.set(None);
+        let n = fetched.len();
+        if n > 0 {
+            self.buffer.borrow_mut().extend(fetched.drain(..));
+        }
+        for _ in 0..=n {
+            self.arrived.notify_one(sim);
+        }
+    }
+
+    /// Waits until the fetcher has something, or stops fetching.
+    pub async fn wait_for_messages(&self, sim: &Sim) {
+        self.arrived.wait(sim).await;
+    }
 }
 
-/// What a host runs on each instance once it is up: the pattern's receive loop.
-pub type InstanceMain = Rc<dyn Fn(Rc<Instance>)>;
+/// An execution in progress (see [`Host::begin_execution`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Execution {
+    slot: u32,
+    started: Nanos,
+}
+
+/// A handler slot's process: the pattern's loop for slot `n` of an instance.
+pub type SlotMain = Rc<dyn Fn(Rc<Instance>, u32) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// The consumer instances of a run.
 pub struct Host {
@@ -101,10 +163,11 @@ pub struct Host {
     queue: Rc<Queue>,
     cost: Rc<CostMeter>,
     timeout: Option<Nanos>,
+    slots_per_instance: Cell<u32>,
     instances: RefCell<Vec<Rc<Instance>>>,
     incarnations: Cell<u32>,
     next_index: Cell<u32>,
-    main: RefCell<Option<InstanceMain>>,
+    main: RefCell<Option<SlotMain>>,
     allocated: RefCell<Level>,
     stats: RefCell<ScalingResults>,
     cpu_work: Cell<Nanos>,
@@ -124,13 +187,12 @@ impl Host {
         prewarmed: u32,
     ) -> Host {
         Host {
-            prewarmed,
-            prewarmed_billed_until: Cell::new(0),
             sim,
             seed,
             queue,
             cost,
             timeout,
+            slots_per_instance: Cell::new(1),
             instances: RefCell::new(Vec::new()),
             incarnations: Cell::new(0),
             next_index: Cell::new(0),
@@ -138,13 +200,16 @@ impl Host {
             allocated: RefCell::new(Level::default()),
             stats: RefCell::new(ScalingResults::default()),
             cpu_work: Cell::new(0),
+            prewarmed,
+            prewarmed_billed_until: Cell::new(0),
         }
     }
 
-    /// Starts `count` warm instances running `main` (the initial pool, or the always-ready
-    /// instances of an elastic plan).
-    pub fn start(&self, count: u32, always_ready: bool, main: InstanceMain) {
+    /// Starts `count` warm instances of `slots` handler slots each, every slot running
+    /// `main` (the initial pool, or the always-ready instances of an elastic plan).
+    pub fn start(self: &Rc<Self>, count: u32, always_ready: bool, slots: u32, main: SlotMain) {
         *self.main.borrow_mut() = Some(main);
+        self.slots_per_instance.set(slots.max(1));
         for _ in 0..count {
             let index = self.next_index.get();
             self.next_index.set(index + 1);
@@ -153,7 +218,7 @@ impl Host {
     }
 
     /// Adds an instance after `cold_start` (`None`: warm). Counts a scale-out.
-    pub fn add(&self, cold_start: Option<Nanos>, exit_when_idle: bool) {
+    pub fn add(self: &Rc<Self>, cold_start: Option<Nanos>, exit_when_idle: bool) {
         let index = self.next_index.get();
         self.next_index.set(index + 1);
         self.stats.borrow_mut().scale_outs += 1;
@@ -161,7 +226,7 @@ impl Host {
     }
 
     fn launch(
-        &self,
+        self: &Rc<Self>,
         index: u32,
         cold_start: Option<Nanos>,
         always_ready: bool,
@@ -182,10 +247,13 @@ impl Host {
             billed_until: Cell::new(now),
             busy_since: Cell::new(now),
             busy_unbilled: Cell::new(0),
+            buffer: RefCell::new(VecDeque::new()),
+            fetcher: Cell::new(None),
+            arrived: WaitList::new(),
+            slots: RefCell::new(Vec::new()),
             deadlines: RefCell::new(VecDeque::new()),
             watchdog: Cell::new(None),
             watchdog_armed: Cell::new(0),
-            pump: Cell::new(None),
         });
         self.instances.borrow_mut().push(inst.clone());
         let peak = {
@@ -194,52 +262,59 @@ impl Host {
             level.peak
         };
         self.stats.borrow_mut().instances_peak = peak as u32;
-        let main = self.main.borrow().clone().expect("host started");
         match cold_start {
-            None => main(inst),
+            None => self.spawn_slots(&inst),
             Some(delay) => {
                 self.stats.borrow_mut().cold_starts += 1;
+                let host = Rc::clone(self);
                 let sim = self.sim.clone();
                 self.sim.spawn_in(inst.group, async move {
                     sim.sleep(delay).await;
                     inst.state.set(State::Running);
-                    main(inst);
+                    host.spawn_slots(&inst);
                 });
             }
         }
     }
 
-    /// Spawns the receive loop of `inst` (remembered, so a drain can stop it).
-    pub fn spawn_pump(&self, inst: &Instance, process: impl Future<Output = ()> + 'static) {
-        inst.pump.set(Some(self.sim.spawn_in(inst.group, process)));
+    fn spawn_slots(&self, inst: &Rc<Instance>) {
+        let main = self.main.borrow().clone().expect("host started");
+        let tasks: Vec<(TaskId, u64)> = (0..self.slots_per_instance.get())
+            .map(|n| (self.sim.spawn_in(inst.group, main(inst.clone(), n)), 0))
+            .collect();
+        *inst.slots.borrow_mut() = tasks;
     }
 
-    /// Runs a handler for `delivery` on `inst`, counting it busy until it ends; if the plan
-    /// has an execution limit, the handler is killed at the limit and its message abandoned.
-    pub fn run_handler(
+    /// An execution of `delivery` starts in slot `slot` of `inst`: counts the instance busy
+    /// and (with an execution-time limit) arms the watchdog, which kills the slot's process
+    /// if [`Host::end_execution`] has not come by the deadline.
+    pub fn begin_execution(
         self: &Rc<Self>,
         inst: &Rc<Instance>,
-        delivery: Option<Delivery>,
-        handler: impl Future<Output = ()> + 'static,
-    ) {
-        let now = self.sim.now_ns();
+        slot: u32,
+        delivery: Delivery,
+    ) -> Execution {
+        let started = self.sim.now_ns();
         if inst.busy.get() == 0 {
-            inst.busy_since.set(now);
+            inst.busy_since.set(started);
         }
         inst.busy.set(inst.busy.get() + 1);
-        let (me, host) = (Rc::clone(inst), Rc::clone(self));
-        let task = self.sim.spawn_in(inst.group, async move {
-            handler.await;
-            host.handler_ended(&me, now);
-        });
         if let Some(limit) = self.timeout {
-            let deadline = Deadline { at: now + limit, task, started: now, delivery };
+            let execution = inst.slots.borrow()[slot as usize].1;
+            let deadline = Deadline { at: started + limit, slot, execution, started, delivery };
             inst.deadlines.borrow_mut().push_back(deadline);
             self.ensure_watchdog(inst);
         }
+        Execution { slot, started }
     }
 
-    fn handler_ended(&self, inst: &Instance, started: Nanos) {
+    /// The execution begun by [`Host::begin_execution`] ended: bills it and frees the slot.
+    pub fn end_execution(&self, inst: &Instance, execution: Execution) {
+        inst.slots.borrow_mut()[execution.slot as usize].1 += 1;
+        self.execution_ended(inst, execution.started);
+    }
+
+    fn execution_ended(&self, inst: &Instance, started: Nanos) {
         let now = self.sim.now_ns();
         self.cost.execution(now - started);
         inst.busy.set(inst.busy.get() - 1);
@@ -265,9 +340,8 @@ impl Host {
 
     fn ensure_watchdog(self: &Rc<Self>, inst: &Rc<Instance>) {
         match inst.watchdog.get() {
-            Some(w) if inst.watchdog_armed.get() > self.sim.now_ns() => {
-                let _ = w; // armed for an earlier deadline: it will see this one in time
-            }
+            // armed for an earlier deadline: it will see this one in time
+            Some(_) if inst.watchdog_armed.get() > self.sim.now_ns() => {}
             Some(w) => self.sim.wake(w),
             None => {
                 let (me, host) = (Rc::clone(inst), Rc::clone(self));
@@ -278,13 +352,13 @@ impl Host {
     }
 
     /// Kills executions past their deadline, oldest first, and sleeps until the next one.
-    async fn watchdog(&self, inst: Rc<Instance>) {
+    async fn watchdog(self: Rc<Self>, inst: Rc<Instance>) {
         loop {
             let now = self.sim.now_ns();
             let next = loop {
-                let front = inst.deadlines.borrow().front().map(|d| (d.at, d.task));
-                let Some((at, task)) = front else { break None };
-                if !self.sim.is_alive(task) {
+                let front = inst.deadlines.borrow().front().map(|d| (d.at, d.slot, d.execution));
+                let Some((at, slot, execution)) = front else { break None };
+                if inst.slots.borrow()[slot as usize].1 != execution {
                     inst.deadlines.borrow_mut().pop_front(); // ended in time
                     continue;
                 }
@@ -306,13 +380,23 @@ impl Host {
         }
     }
 
-    fn kill(&self, inst: &Instance, d: Deadline) {
-        self.sim.abort(d.task);
-        self.stats.borrow_mut().timeouts += 1;
-        if let Some(delivery) = d.delivery {
-            let _ = self.queue.abandon(&delivery);
+    /// Kills an overdue execution: its slot's process ends, its message is abandoned, and a
+    /// fresh slot takes the old one's place.
+    fn kill(&self, inst: &Rc<Instance>, d: Deadline) {
+        let (task, _) = inst.slots.borrow()[d.slot as usize];
+        self.sim.abort(task);
+        if inst.fetcher.get() == Some(task) {
+            inst.fetcher.set(None);
         }
-        self.handler_ended(inst, d.started);
+        self.stats.borrow_mut().timeouts += 1;
+        let _ = self.queue.abandon(&d.delivery);
+        inst.slots.borrow_mut()[d.slot as usize].1 += 1;
+        self.execution_ended(inst, d.started);
+        if inst.running() {
+            let main = self.main.borrow().clone().expect("host started");
+            let fresh = self.sim.spawn_in(inst.group, main(inst.clone(), d.slot));
+            inst.slots.borrow_mut()[d.slot as usize].0 = fresh;
+        }
     }
 
     fn end_busy_period(&self, inst: &Instance, now: Nanos) {
@@ -340,8 +424,8 @@ impl Host {
         }
     }
 
-    /// Scale-in: stops the newest running instances (no new receives), letting their
-    /// in-flight executions finish. Never goes below `keep` running instances.
+    /// Scale-in: the newest running instances stop taking messages (their prefetched ones go
+    /// back to the queue) and stop once their in-flight executions have finished.
     pub fn drain(&self, count: u32) {
         let victims: Vec<Rc<Instance>> = self
             .instances
@@ -355,14 +439,18 @@ impl Host {
         for inst in victims {
             self.stats.borrow_mut().scale_ins += 1;
             if inst.state.get() == State::Starting {
-                self.sim.abort_group(inst.group);
                 self.stop(&inst);
                 continue;
             }
             inst.state.set(State::Draining);
-            if let Some(pump) = inst.pump.take() {
-                self.sim.abort(pump);
+            if let Some(fetcher) = inst.fetcher.take() {
+                self.sim.abort(fetcher); // waiting in a receive: it holds no message
             }
+            let unprocessed: Vec<Delivery> = inst.buffer.borrow_mut().drain(..).collect();
+            for d in &unprocessed {
+                self.queue.release_unprocessed(d);
+            }
+            inst.arrived.notify_all(&self.sim); // idle slots see the drain and end
             if inst.busy.get() == 0 {
                 self.stop(&inst);
             }
@@ -386,12 +474,12 @@ impl Host {
         inst.state.set(State::Stopped);
         self.allocated.borrow_mut().add(now, -1);
         self.instances.borrow_mut().retain(|i| i.group != inst.group);
-        self.sim.abort_group(inst.group); // the watchdog and anything left
+        self.sim.abort_group(inst.group); // idle slots, the watchdog, anything left
     }
 
     /// Crashes up to `count` live instances (lowest index first): everything running on them
-    /// stops at once, and the messages they held stay locked until their locks expire.
-    /// Returns the indexes crashed.
+    /// stops at once, and the messages they held (in handlers or prefetched) stay locked until
+    /// their locks expire. Returns the indexes crashed.
     pub fn crash(&self, count: u32) -> Vec<u32> {
         let mut victims: Vec<Rc<Instance>> = self.instances.borrow().clone();
         victims.sort_by_key(|i| i.index);
@@ -404,7 +492,7 @@ impl Host {
     }
 
     /// Starts a fresh incarnation of each instance in `indexes` (after a crash).
-    pub fn restart(&self, indexes: &[u32]) {
+    pub fn restart(self: &Rc<Self>, indexes: &[u32]) {
         for &i in indexes {
             self.launch(i, None, false, false);
         }
@@ -415,13 +503,8 @@ impl Host {
         self.allocated.borrow().value as u32
     }
 
-    /// Instances running now (receiving messages).
-    pub fn running(&self) -> u32 {
-        self.instances.borrow().iter().filter(|i| i.state.get() == State::Running).count() as u32
-    }
-
-    /// Ends the run: bills every live instance up to now, and forgets the instance main
-    /// (which holds the world).
+    /// Ends the run: bills every live instance up to now, and forgets the slot main (which
+    /// holds the world).
     pub fn shutdown(&self) -> ScalingResults {
         self.bill_all();
         let live: Vec<Rc<Instance>> = self.instances.borrow().clone();

@@ -329,6 +329,22 @@ impl Queue {
         }
     }
 
+    /// Gives back a message that was received (prefetched) but never handled, e.g. by an
+    /// instance that is scaled in: like an abandon, but not a failed execution.
+    pub fn release_unprocessed(&self, d: &Delivery) {
+        let mut q = self.inner.borrow_mut();
+        q.operations += 1;
+        if let Some(m) = Self::lookup(&mut q, d)
+            && m.state == State::Locked
+            && m.token == d.token
+        {
+            q.locked -= 1;
+            drop(q);
+            self.meters.trace(d.id, "released");
+            self.release(d.slot, 0);
+        }
+    }
+
     /// Makes a message that just stopped being locked visible again (after `delay`), or
     /// dead-letters it at its last delivery.
     fn release(&self, slot: u32, delay: Nanos) {

@@ -79,6 +79,12 @@ impl Workload {
 
     fn next_poisson(&mut self) -> Option<Nanos> {
         let mut t = self.last;
+        if self.spec.phases.is_empty() && self.spec.rate_per_s > 0.0 {
+            // one rate for the whole run: no boundaries to look for
+            let gap = -libm::log(self.rng.unit_open0()) * NS_PER_S as f64 / self.spec.rate_per_s;
+            let next = t as f64 + gap;
+            return (next < self.duration as f64).then_some(next as Nanos);
+        }
         loop {
             if t >= self.duration {
                 return None;

@@ -14,11 +14,14 @@
 //!   is lost, and the redeliveries (and any duplicate effects) are counted;
 //! * poison messages are delivered exactly `max_delivery_count` times, then dead-lettered.
 //!
-//! The receive loop follows the Functions triggers: a Service Bus instance keeps up to
-//! `concurrency` handlers busy, receiving up to `batch_size` messages at a time and waiting
-//! for messages when the queue is empty; a storage-queue instance fetches `batch_size`
-//! messages whenever its in-flight count falls to `newBatchThreshold`, and backs its polling
-//! off (100 ms, doubling up to `max_polling_interval`) while the queue is empty.
+//! Each instance runs handler slots, long-lived processes that each take a message, handle
+//! it and take the next: `concurrency` slots on Service Bus (`maxConcurrentCalls`),
+//! `batch_size + newBatchThreshold` for the storage-queue trigger. One slot at a time
+//! receives for the instance, the way the Functions triggers do: Service Bus receives up to
+//! `batch_size` messages and waits for messages when the queue is empty; a storage-queue
+//! instance fetches `batch_size` messages whenever its in-flight count falls to
+//! `newBatchThreshold`, and backs its polling off (100 ms, doubling up to
+//! `max_polling_interval`) while the queue is empty.
 
 use crate::model::host::Instance;
 use crate::model::meters::Lat;
@@ -36,9 +39,9 @@ pub fn start(world: &Rc<World>) {
     start_consumers(world);
 }
 
-/// Starts the consumer instances, each running [`consume`]: `consumer.instances` of them
-/// on a fixed plan, the always-ready `min_instances` on an elastic one (the autoscaler adds
-/// the rest).
+/// Starts the consumer instances: `consumer.instances` of them on a fixed plan, the
+/// always-ready `min_instances` on an elastic one (the autoscaler adds the rest). Each runs
+/// [`handler_slots`] copies of [`handler_slot`].
 pub fn start_consumers(world: &Rc<World>) {
     let w = world.clone();
     let h = &world.scenario.hosting;
@@ -47,65 +50,117 @@ pub fn start_consumers(world: &Rc<World>) {
     } else {
         (world.scenario.consumer.instances, false)
     };
+    let slots = handler_slots(world);
     world.host.start(
         count,
         always_ready,
-        Rc::new(move |inst: Rc<Instance>| {
-            w.host.spawn_pump(&inst, consume(w.clone(), inst.clone()));
-        }),
+        slots,
+        Rc::new(move |inst: Rc<Instance>, slot| Box::pin(handler_slot(w.clone(), inst, slot))),
     );
 }
 
-/// One instance's receive loop: keep the handlers busy with messages from the queue.
-pub async fn consume(w: Rc<World>, inst: Rc<Instance>) {
+/// Messages an instance handles at once: `concurrency` on Service Bus (`maxConcurrentCalls`);
+/// `batch_size + newBatchThreshold` for the storage-queue trigger.
+pub fn handler_slots(w: &World) -> u32 {
     let c = &w.scenario.consumer;
-    let mut batch: Vec<Delivery> = Vec::with_capacity(c.batch_size as usize);
     match w.queue.spec().kind {
-        QueueKind::ServiceBus => loop {
-            inst.wait_busy_at_most(&w.sim, c.concurrency - 1).await;
-            let free = c.concurrency - inst.busy();
-            if inst.exit_when_idle {
-                // A job replica takes what is there, and exits once the queue is empty and
-                // its own handlers are done.
-                w.queue.try_receive(free.min(c.batch_size), inst.group(), &mut batch);
-                if batch.is_empty() {
-                    if inst.busy() == 0 {
-                        return w.host.exit(&inst);
-                    }
-                    inst.wait_busy_at_most(&w.sim, inst.busy() - 1).await;
-                    continue;
-                }
-            } else {
-                w.queue.receive(free.min(c.batch_size), inst.group(), &mut batch).await;
-            }
-            dispatch(&w, &inst, &mut batch);
-        },
-        QueueKind::StorageQueue => {
-            let threshold = w.queue.spec().new_batch_threshold.unwrap_or(c.batch_size / 2);
-            let mut empty_polls = 0;
-            loop {
-                inst.wait_busy_at_most(&w.sim, threshold).await;
-                w.queue.try_receive(c.batch_size, inst.group(), &mut batch);
-                if batch.is_empty() {
-                    if inst.exit_when_idle && inst.busy() == 0 {
-                        return w.host.exit(&inst);
-                    }
-                    let wait = poll_backoff(empty_polls, w.queue.spec().max_polling_interval);
-                    w.sim.sleep(wait).await;
-                    empty_polls += 1;
-                    continue;
-                }
-                empty_polls = 0;
-                dispatch(&w, &inst, &mut batch);
-            }
+        QueueKind::ServiceBus => c.concurrency,
+        QueueKind::StorageQueue => c.batch_size + new_batch_threshold(w),
+    }
+}
+
+fn new_batch_threshold(w: &World) -> u32 {
+    w.queue.spec().new_batch_threshold.unwrap_or(w.scenario.consumer.batch_size / 2)
+}
+
+/// A handler slot: the competing consumer's loop. Take the next message, handle it, repeat.
+pub async fn handler_slot(w: Rc<World>, inst: Rc<Instance>, slot: u32) {
+    let mut received = Vec::with_capacity(w.scenario.consumer.batch_size as usize);
+    while let Some(delivery) = next_message(&w, &inst, &mut received).await {
+        let execution = w.host.begin_execution(&inst, slot, delivery);
+        handle(&w, &inst, delivery).await;
+        w.host.end_execution(&inst, execution);
+    }
+}
+
+/// The next message for a slot: one the instance already received, or this slot receives
+/// for the whole instance (one slot at a time, like the trigger's single receive loop) while
+/// the others wait. `None` once the instance takes no more messages (scale-in, or a job
+/// replica that found the queue empty).
+async fn next_message(
+    w: &Rc<World>,
+    inst: &Rc<Instance>,
+    fetched: &mut Vec<Delivery>,
+) -> Option<Delivery> {
+    loop {
+        if !inst.running() {
+            return None;
+        }
+        if let Some(d) = inst.take_buffered() {
+            return Some(d);
+        }
+        if !inst.begin_fetch(&w.sim) {
+            inst.wait_for_messages(&w.sim).await;
+            continue;
+        }
+        let keep_going = receive(w, inst, fetched).await;
+        let mine = (!fetched.is_empty()).then(|| fetched.remove(0));
+        inst.end_fetch(&w.sim, fetched);
+        if !keep_going {
+            w.host.exit(inst);
+            return None;
+        }
+        if mine.is_some() {
+            return mine;
         }
     }
 }
 
-/// Starts a handler on `inst` for each received message.
-fn dispatch(w: &Rc<World>, inst: &Rc<Instance>, batch: &mut Vec<Delivery>) {
-    for delivery in batch.drain(..) {
-        w.host.run_handler(inst, Some(delivery), handle(w.clone(), inst.clone(), delivery));
+/// Receives for the instance the way its trigger does. Returns false when a job replica
+/// finds the queue empty with nothing in flight: it exits.
+///
+/// * Service Bus: up to `batch_size` messages, no more than the idle slots, waiting for the
+///   first if the queue is empty (a job replica looks once per finished handler instead).
+/// * Storage queue: `batch_size` messages once the executions in progress have fallen to
+///   `newBatchThreshold`; while the queue is empty, poll again after 100 ms, doubling up to
+///   `max_polling_interval`.
+async fn receive(w: &Rc<World>, inst: &Rc<Instance>, out: &mut Vec<Delivery>) -> bool {
+    let c = &w.scenario.consumer;
+    match w.queue.spec().kind {
+        QueueKind::ServiceBus => {
+            let idle = inst.slots() - inst.busy();
+            let max = idle.min(c.batch_size).max(1);
+            if !inst.exit_when_idle {
+                w.queue.receive(max, inst.group(), out).await;
+                return true;
+            }
+            loop {
+                w.queue.try_receive(max, inst.group(), out);
+                if !out.is_empty() {
+                    return true;
+                }
+                if inst.busy() == 0 {
+                    return false;
+                }
+                inst.wait_busy_at_most(&w.sim, inst.busy() - 1).await;
+            }
+        }
+        QueueKind::StorageQueue => {
+            let mut empty_polls = 0;
+            loop {
+                inst.wait_busy_at_most(&w.sim, new_batch_threshold(w)).await;
+                w.queue.try_receive(c.batch_size, inst.group(), out);
+                if !out.is_empty() {
+                    return true;
+                }
+                if inst.exit_when_idle && inst.busy() == 0 {
+                    return false;
+                }
+                let wait = poll_backoff(empty_polls, w.queue.spec().max_polling_interval);
+                w.sim.sleep(wait).await;
+                empty_polls += 1;
+            }
+        }
     }
 }
 
@@ -116,7 +171,7 @@ pub fn poll_backoff(n: u32, max: Nanos) -> Nanos {
 
 /// The handler: do the work, call the downstream services, then complete the message; on
 /// any failure abandon it so the broker can deliver it again (or dead-letter it).
-pub async fn handle(w: Rc<World>, inst: Rc<Instance>, delivery: Delivery) {
+pub async fn handle(w: &World, inst: &Instance, delivery: Delivery) {
     let started = w.sim.now_ns();
     let work = w.scenario.consumer.work.sample(&mut inst.rng.borrow_mut());
     w.sim.sleep(work).await;
