@@ -355,9 +355,9 @@ fn more(r: &RunReport, out: &mut String) {
             "web tier: mean · worst interval · alone".into(),
             format!(
                 "{} · {} · {}",
-                ms(w.latency_ms_mean),
-                ms(w.latency_ms_peak),
-                ms(w.latency_ms_alone)
+                ms(w.latency_mean_ms),
+                ms(w.latency_peak_ms),
+                ms(w.latency_alone_ms)
             ),
         );
     }

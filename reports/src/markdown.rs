@@ -158,9 +158,9 @@ fn hosting(r: &RunReport, out: &mut String) {
         let _ = writeln!(
             out,
             "Web tier: {} mean response ({} alone, {} worst interval).\n",
-            ms(w.latency_ms_mean),
-            ms(w.latency_ms_alone),
-            ms(w.latency_ms_peak)
+            ms(w.latency_mean_ms),
+            ms(w.latency_alone_ms),
+            ms(w.latency_peak_ms)
         );
     }
 }

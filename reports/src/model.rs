@@ -187,10 +187,10 @@ impl Summary {
             },
             cost: CostSummary::new(&r.cost, l.completed),
             web: r.web.map(|w| WebSummary {
-                latency_ms_mean: round_dp(w.latency_ms_mean, 3),
-                latency_ms_peak: round_dp(w.latency_ms_peak, 3),
-                latency_ms_alone: round_dp(w.latency_ms_alone, 3),
-                added_ms_mean: round_dp(w.latency_ms_mean - w.latency_ms_alone, 3),
+                latency_mean_ms: round_dp(w.latency_mean_ms, 3),
+                latency_peak_ms: round_dp(w.latency_peak_ms, 3),
+                latency_alone_ms: round_dp(w.latency_alone_ms, 3),
+                added_mean_ms: round_dp(w.latency_mean_ms - w.latency_alone_ms, 3),
                 background_cpu_peak: round_dp(w.background_cpu_peak, 4),
             }),
             extra: r.extra.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect(),
@@ -455,13 +455,13 @@ impl CostSummary {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WebSummary {
     /// Mean web response time over the run.
-    pub latency_ms_mean: f64,
+    pub latency_mean_ms: f64,
     /// The worst interval's mean web response time.
-    pub latency_ms_peak: f64,
+    pub latency_peak_ms: f64,
     /// Web response time with no background work.
-    pub latency_ms_alone: f64,
-    /// What background work added on average: `latency_ms_mean - latency_ms_alone`.
-    pub added_ms_mean: f64,
+    pub latency_alone_ms: f64,
+    /// What background work added on average: `latency_mean_ms - latency_alone_ms`.
+    pub added_mean_ms: f64,
     /// Highest share of the instances' CPU taken by background handlers in an interval.
     pub background_cpu_peak: f64,
 }

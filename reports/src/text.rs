@@ -132,9 +132,9 @@ fn hosting(r: &RunReport, out: &mut String) {
             out,
             "  {:<11} response {} mean, {} worst interval ({} alone; background took up to {}% CPU)",
             "web tier",
-            ms(w.latency_ms_mean),
-            ms(w.latency_ms_peak),
-            ms(w.latency_ms_alone),
+            ms(w.latency_mean_ms),
+            ms(w.latency_peak_ms),
+            ms(w.latency_alone_ms),
             float(w.background_cpu_peak * 100.0, 1)
         );
     }

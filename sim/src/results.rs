@@ -198,11 +198,11 @@ pub struct ScalingResults {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct WebResults {
     /// Mean web response time over the run, ms.
-    pub latency_ms_mean: f64,
+    pub latency_mean_ms: f64,
     /// Worst interval's mean web response time, ms.
-    pub latency_ms_peak: f64,
+    pub latency_peak_ms: f64,
     /// Web response time with no background work, ms.
-    pub latency_ms_alone: f64,
+    pub latency_alone_ms: f64,
     /// Highest CPU share taken by background handlers in an interval.
     pub background_cpu_peak: f64,
 }

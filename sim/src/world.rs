@@ -223,9 +223,9 @@ impl World {
             crate::model::web::response_time(&h.web, self.scenario.consumer.instances, h.cpu, 1, 0);
         let ms = |ns: f64| ns / 1e6;
         Some(WebResults {
-            latency_ms_mean: if acc.time > 0.0 { ms(acc.weighted_ns / acc.time) } else { 0.0 },
-            latency_ms_peak: ms(acc.peak_ns as f64),
-            latency_ms_alone: ms(alone as f64),
+            latency_mean_ms: if acc.time > 0.0 { ms(acc.weighted_ns / acc.time) } else { 0.0 },
+            latency_peak_ms: ms(acc.peak_ns as f64),
+            latency_alone_ms: ms(alone as f64),
             background_cpu_peak: acc.background_peak,
         })
     }

@@ -151,11 +151,15 @@ fn crash(at: &At<'_, '_>, s: &Scenario) -> Res<FaultKind> {
     let when = at.duration(&f.at, "at", "\"45m\"")?;
     let v = at.require(&f.instances, "instances", "1")?;
     let instances = count(at.src, v, &at.key("instances"), 1)?;
-    if instances > s.consumer.instances {
+    let (most, from) = if s.hosting.plan.elastic() {
+        (s.hosting.scaling.max_instances, "scaling.max_instances")
+    } else {
+        (s.consumer.instances, "consumer.instances")
+    };
+    if instances > most {
         let msg = format!(
-            "`{}` is {instances}, but the consumer has only {} (consumer.instances)",
-            at.key("instances"),
-            s.consumer.instances
+            "`{}` is {instances}, but the consumer has only {most} ({from})",
+            at.key("instances")
         );
         return Err(too_many(at.src.at(v.span(), msg)));
     }

@@ -6,7 +6,7 @@ use super::error::{ScenarioError, Source};
 use super::file::{ConsumerFile, CostFile, Raw, S, ScalingFile, WebFile};
 use super::values::*;
 use serde::Deserialize;
-use sim::spec::{CostSpec, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
+use sim::spec::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 use sim::time::{NS_PER_MIN, NS_PER_MS};
 use std::collections::BTreeMap;
 
@@ -84,8 +84,21 @@ pub(crate) fn hosting(
     };
     let execution_timeout = match field(|c| &c.execution_timeout) {
         Some(v) => execution_timeout(src, v, plan)?,
-        None => None,
+        None => ExecutionLimit::PlanDefault,
     };
+    if plan.elastic()
+        && let Some(v) = field(|c| &c.instances)
+    {
+        return Err(src
+            .at(
+                v.span(),
+                format!("`consumer.instances` does not apply to hosting = \"{}\"", plan.name()),
+            )
+            .note(
+                "the autoscaler decides the instance count: set [scaling] min_instances and \
+                   max_instances",
+            ));
+    }
     Ok(HostingSpec {
         plan,
         memory_mb,
@@ -122,7 +135,7 @@ fn memory(src: &Source<'_>, v: &S<Raw>, plan: Plan) -> Res<u32> {
     Ok(mb)
 }
 
-fn execution_timeout(src: &Source<'_>, v: &S<Raw>, plan: Plan) -> Res<Option<u64>> {
+fn execution_timeout(src: &Source<'_>, v: &S<Raw>, plan: Plan) -> Res<ExecutionLimit> {
     let key = "consumer.execution_timeout";
     let t = duration_or_never(src, v, key)?;
     match (t, plan.max_execution_timeout()) {
@@ -130,7 +143,8 @@ fn execution_timeout(src: &Source<'_>, v: &S<Raw>, plan: Plan) -> Res<Option<u64
             .at(v.span(), format!("`{key}` is at most {} on {}", fmt(max), plan.name()))
             .note("Functions Consumption stops an execution after 10 minutes at most")),
         (Some(0), _) => Err(src.at(v.span(), format!("`{key}` must be positive"))),
-        _ => Ok(t),
+        (Some(t), _) => Ok(ExecutionLimit::After(t)),
+        (None, _) => Ok(ExecutionLimit::Unlimited),
     }
 }
 
@@ -192,7 +206,8 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
     s.target_per_instance =
         opt(&f.target_per_instance, |v| count(src, v, "scaling.target_per_instance", 1))?;
     let polling = opt(&f.polling_interval, |v| {
-        duration_within(src, v, "scaling.polling_interval", (NS_PER_MS, 24 * 60 * NS_PER_MIN), "")
+        let why = "the scaler looks at the queue between every millisecond and once a day";
+        duration_within(src, v, "scaling.polling_interval", (NS_PER_MS, 24 * 60 * NS_PER_MIN), why)
     })?;
     s.polling_interval = polling.unwrap_or(s.polling_interval);
     s.cooldown = opt(&f.cooldown, |v| duration(src, v, "scaling.cooldown"))?.unwrap_or(s.cooldown);
@@ -200,8 +215,16 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
         .unwrap_or(s.scale_out_step);
     s.cold_start =
         opt(&f.cold_start, |v| dist(src, v, "scaling.cold_start"))?.unwrap_or(s.cold_start);
-    s.prewarmed =
-        opt(&f.prewarmed, |v| count(src, v, "scaling.prewarmed", 0))?.unwrap_or(s.prewarmed);
+    if let Some(v) = &f.prewarmed {
+        if plan != Plan::FunctionsPremium {
+            let msg =
+                format!("`scaling.prewarmed` does not apply to hosting = \"{}\"", plan.name());
+            return Err(src
+                .at(v.span(), msg)
+                .note("pre-warmed instances are a functions-premium feature"));
+        }
+        s.prewarmed = count(src, v, "scaling.prewarmed", 0)?;
+    }
     Ok(s)
 }
 
@@ -230,21 +253,39 @@ fn web_spec(src: &Source<'_>, plan: Plan, f: Option<&S<WebFile>>) -> Res<WebTier
     })
 }
 
-/// `[cost]`: a shipped table (or a pricing file next to the scenario), then overrides.
+/// `[cost]`: a shipped table (or a pricing file next to the scenario), then overrides. A
+/// table is only read for the rates the scenario does not set itself, so a resolved scenario
+/// (which writes every rate) replays without its pricing file.
 pub(crate) fn cost(src: &Source<'_>, f: Option<&S<CostFile>>) -> Res<CostSpec> {
-    let builtin = |name: &str| {
-        let (_, text) = TABLES.iter().find(|(n, _)| *n == name).expect("shipped table");
-        parse_pricing(name, text).expect("the shipped pricing tables are valid")
-    };
     let Some(table) = f else {
         return Ok(CostSpec { pricing: builtin("azure-payg"), free_grant: false });
     };
     let f = table.get_ref();
-    let mut pricing = match &f.pricing {
-        None => builtin("azure-payg"),
-        Some(v) => pricing_table(src, v)?,
+    let overrides = f.overrides();
+    // design.md's names for the Consumption rates are aliases: one or the other.
+    for (alias, canonical) in [
+        ("gb_second_usd", "consumption_gb_s_usd"),
+        ("per_million_executions_usd", "consumption_per_million_executions_usd"),
+    ] {
+        let given =
+            |name: &str| overrides.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_ref());
+        if let (Some(v), Some(_)) = (given(alias), given(canonical)) {
+            return Err(src
+                .at(v.span(), format!("`cost.{alias}` and `cost.{canonical}` set the same rate"))
+                .note(format!(
+                    "keep one of them (`{alias}` is design.md's name for `{canonical}`)"
+                )));
+        }
+    }
+    let every_rate_set = Pricing::RATES.iter().all(|rate| {
+        overrides.iter().any(|(n, v)| v.is_some() && (n == rate || alias_of(n) == Some(rate)))
+    });
+    let mut pricing = match (&f.pricing, every_rate_set) {
+        (None, _) => builtin("azure-payg"),
+        (Some(v), true) => Pricing::zero(&string(src, v, "cost.pricing")?),
+        (Some(v), false) => pricing_table(src, v)?,
     };
-    for (rate, value) in f.overrides() {
+    for (rate, value) in overrides {
         if let Some(v) = value {
             let x = number(src, v, &format!("cost.{rate}"), 0.0, f64::MAX)?;
             pricing.set(rate, x);
@@ -252,6 +293,20 @@ pub(crate) fn cost(src: &Source<'_>, f: Option<&S<CostFile>>) -> Res<CostSpec> {
     }
     let free_grant = opt(&f.free_grant, |v| boolean(src, v, "cost.free_grant"))?.unwrap_or(false);
     Ok(CostSpec { pricing, free_grant })
+}
+
+/// The canonical rate an alias stands for.
+fn alias_of(name: &str) -> Option<&'static &'static str> {
+    match name {
+        "gb_second_usd" => Some(&Pricing::RATES[0]),
+        "per_million_executions_usd" => Some(&Pricing::RATES[1]),
+        _ => None,
+    }
+}
+
+fn builtin(name: &str) -> Pricing {
+    let (_, text) = TABLES.iter().find(|(n, _)| *n == name).expect("shipped table");
+    parse_pricing(name, text).expect("the shipped pricing tables are valid")
 }
 
 fn pricing_table(src: &Source<'_>, v: &S<Raw>) -> Res<Pricing> {

@@ -4,8 +4,8 @@
 
 use super::diagnose::key_text;
 use sim::spec::{
-    Arrivals, ConsumerSpec, CostSpec, FaultKind, FaultSpec, HostingSpec, Plan, Pricing, QueueSpec,
-    RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, Plan,
+    Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -168,8 +168,9 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
     out.str("memory", &format!("{}MB", h.memory_mb));
     out.raw("cpu", format!("{:?}", h.cpu));
     match h.execution_timeout {
-        Some(t) => out.dur("execution_timeout", t),
-        None => out.line(&format!(
+        ExecutionLimit::After(t) => out.dur("execution_timeout", t),
+        ExecutionLimit::Unlimited => out.str("execution_timeout", "never"),
+        ExecutionLimit::PlanDefault => out.line(&format!(
             "# execution_timeout: the plan's default ({})",
             h.plan.default_execution_timeout().map_or("none".into(), format_duration)
         )),

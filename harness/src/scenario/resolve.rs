@@ -34,6 +34,13 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.hosting =
         super::hosting::hosting(src, f.consumer.as_ref(), f.scaling.as_ref(), f.web.as_ref())?;
     s.cost = super::hosting::cost(src, f.cost.as_ref())?;
+    if s.pattern == PatternKind::RetryBackoff && s.hosting.plan != sim::spec::Plan::Worker {
+        let at =
+            f.consumer.as_ref().and_then(|c| c.get_ref().hosting.as_ref()).map_or(TOP, S::span);
+        return Err(src
+            .at(at, "retry-backoff runs its poll loop on a fixed worker: hosting plans apply to queue consumers")
+            .note("remove `consumer.hosting` (or set it to \"worker\")"));
+    }
     s.services = services;
     s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
     s.faults = faults::faults(src, &f.faults, &s)?;

@@ -670,3 +670,76 @@ fn garbage_never_panics() {
         assert!(load_with(MINIMAL, &[set]).is_err(), "{set:?}");
     }
 }
+
+#[test]
+fn hosting_keys_resolve_with_the_plan_defaults() -> TestResult {
+    use sim::spec::{ExecutionLimit, Plan};
+    let s = load_text(&format!(
+        "{MINIMAL}[consumer]\nhosting = \"functions-flex\"\n[scaling]\nmin_instances = 2\n"
+    ))?;
+    assert_eq!(s.hosting.plan, Plan::FunctionsFlex);
+    assert_eq!(s.hosting.memory_mb, 2048, "Flex's default instance size");
+    assert_eq!(s.hosting.scaling.min_instances, 2);
+    assert_eq!(s.hosting.timeout(), Some(30 * sim::time::NS_PER_MIN));
+    let s = load_text(&format!(
+        "{MINIMAL}[consumer]\nhosting = \"functions-premium\"\nexecution_timeout = \"never\"\n"
+    ))?;
+    assert_eq!(s.hosting.execution_timeout, ExecutionLimit::Unlimited);
+    assert_eq!(s.hosting.timeout(), None, "\"never\" lifts Premium's 30-minute default");
+    assert_eq!(s.hosting.scaling.min_instances, 1, "Premium keeps one instance");
+    assert!(s.cost.pricing.consumption_gb_s > 0.0, "azure-payg by default");
+    Ok(())
+}
+
+#[test]
+fn hosting_keys_that_would_be_ignored_are_errors() {
+    let cases = [
+        (
+            "[consumer]\nhosting = \"functions-consumption\"\ninstances = 4\n",
+            "scenarios/x.toml:6:13: error: `consumer.instances` does not apply to hosting = \"functions-consumption\"",
+        ),
+        (
+            "[consumer]\nhosting = \"functions-flex\"\n[scaling]\nprewarmed = 2\n",
+            "scenarios/x.toml:7:13: error: `scaling.prewarmed` does not apply to hosting = \"functions-flex\"",
+        ),
+        (
+            "[consumer]\nhosting = \"functions-consumption\"\nexecution_timeout = \"20m\"\n",
+            "scenarios/x.toml:6:21: error: `consumer.execution_timeout` is at most 10m on functions-consumption",
+        ),
+        (
+            "[cost]\ngb_second_usd = 0.1\nconsumption_gb_s_usd = 0.2\n",
+            "scenarios/x.toml:5:17: error: `cost.gb_second_usd` and `cost.consumption_gb_s_usd` set the same rate",
+        ),
+        (
+            "[cost]\npricing = \"azure-paygo\"\n",
+            "scenarios/x.toml:5:11: error: unknown pricing table \"azure-paygo\"",
+        ),
+    ];
+    for (extra, want) in cases {
+        let e = error_after_minimal(extra);
+        assert!(e.starts_with(want), "{extra}\n{e}");
+    }
+    let e = load_text(
+        "name = \"r\"\nduration = \"1h\"\npattern = \"retry-backoff\"\n[consumer]\nhosting = \"aca-job\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("retry-backoff runs its poll loop on a fixed worker"), "{e}");
+}
+
+#[test]
+fn a_resolved_scenario_with_a_pricing_file_replays_without_the_file() -> TestResult {
+    let dir = temp_dir("pricing-file");
+    let table = include_str!("../../../pricing/azure-payg.toml").replace("0.000016", "0.00002");
+    std::fs::write(dir.join("mine.toml"), table)?;
+    let path = dir.join("s.toml");
+    std::fs::write(&path, format!("{MINIMAL}[cost]\npricing = \"mine.toml\"\n"))?;
+    let s = super::load(&path, &[])?;
+    assert_eq!(s.cost.pricing.name, "mine.toml");
+    assert_eq!(s.cost.pricing.consumption_gb_s, 0.00002);
+    // Printed elsewhere (a run directory), the scenario loads without mine.toml.
+    let elsewhere = temp_dir("pricing-replay").join("scenario.toml");
+    std::fs::write(&elsewhere, to_toml(&s))?;
+    assert_eq!(super::load(&elsewhere, &[])?, s);
+    Ok(())
+}

@@ -498,6 +498,16 @@ impl Host {
         }
     }
 
+    /// Instances starting or running now: the capacity the autoscaler reasons about
+    /// (draining instances are on their way out).
+    pub fn active(&self) -> u32 {
+        self.instances
+            .borrow()
+            .iter()
+            .filter(|i| matches!(i.state.get(), State::Starting | State::Running))
+            .count() as u32
+    }
+
     /// Instances allocated now (starting, running or draining).
     pub fn allocated(&self) -> u32 {
         self.allocated.borrow().value as u32

@@ -14,7 +14,7 @@
 //!   pays a cold start, drains the queue and exits when it finds it empty.
 
 use crate::spec::{Plan, QueueKind};
-use crate::time::{Nanos, SimTime};
+use crate::time::Nanos;
 use crate::world::World;
 use std::rc::Rc;
 
@@ -41,7 +41,7 @@ pub async fn autoscale(world: Rc<World>) {
         let now = world.sim.now_ns();
         let length = world.queue.held();
         let desired = (length.div_ceil(target) as u32).clamp(s.min_instances, s.max_instances);
-        let current = world.host.allocated();
+        let current = world.host.active();
         if h.plan == Plan::AcaJob {
             for _ in 0..desired.saturating_sub(current) {
                 let cold = s.cold_start.sample(&mut world.scaler_rng.borrow_mut());
@@ -72,6 +72,5 @@ pub async fn autoscale(world: Rc<World>) {
         } else {
             over_since = None;
         }
-        let _ = SimTime::EPOCH;
     }
 }

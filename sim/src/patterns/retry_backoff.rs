@@ -54,6 +54,9 @@ pub fn start(world: &Rc<World>) {
         running: Cell::new(0),
         rng: RefCell::new(Rng::stream(world.scenario.seed, "retry-backoff")),
     });
+    for counter in ["retry.jobs_finished", "retry.attempts_total", "retry.attempts_max"] {
+        world.count(counter, 0.0); // in every summary, so `[expect]` can name them
+    }
     let s = store.clone();
     world.sim.spawn(world.clone().produce(move |w, _class| accept(w, &s)));
     world.sim.spawn(poll_loop(world.clone(), store));

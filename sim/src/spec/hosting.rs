@@ -109,9 +109,8 @@ pub struct HostingSpec {
     pub memory_mb: u32,
     /// vCPUs per instance (default 1).
     pub cpu: f64,
-    /// Kill an execution after this long; its message is abandoned and redelivered.
-    /// `None`: the plan's default ([`Plan::default_execution_timeout`]).
-    pub execution_timeout: Option<Nanos>,
+    /// When an execution is killed (its message is abandoned and redelivered).
+    pub execution_timeout: ExecutionLimit,
     /// Autoscaling (elastic plans only).
     pub scaling: ScalingSpec,
     /// The web tier sharing a WebJob's instances.
@@ -124,7 +123,7 @@ impl Default for HostingSpec {
             plan: Plan::Worker,
             memory_mb: 512,
             cpu: 1.0,
-            execution_timeout: None,
+            execution_timeout: ExecutionLimit::PlanDefault,
             scaling: ScalingSpec::default(),
             web: WebTierSpec::default(),
         }
@@ -134,8 +133,23 @@ impl Default for HostingSpec {
 impl HostingSpec {
     /// The execution-time limit in force.
     pub fn timeout(&self) -> Option<Nanos> {
-        self.execution_timeout.or(self.plan.default_execution_timeout())
+        match self.execution_timeout {
+            ExecutionLimit::PlanDefault => self.plan.default_execution_timeout(),
+            ExecutionLimit::Unlimited => None,
+            ExecutionLimit::After(t) => Some(t),
+        }
     }
+}
+
+/// `[consumer] execution_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionLimit {
+    /// The plan's default ([`Plan::default_execution_timeout`]).
+    PlanDefault,
+    /// No limit (`"never"`; not on Consumption, whose maximum is 10 minutes).
+    Unlimited,
+    /// Kill executions after this long.
+    After(Nanos),
 }
 
 /// `[scaling]`: target-based autoscaling on the queue length (Functions scale controller,
@@ -155,7 +169,8 @@ pub struct ScalingSpec {
     /// How long the queue must have been over-provisioned before an instance is removed
     /// (default 5 min).
     pub cooldown: Nanos,
-    /// At most one new instance per step (default 30 s for queue triggers; Premium 0).
+    /// At most one new instance per step (default 30 s: queue triggers add instances one at
+    /// a time).
     pub scale_out_step: Nanos,
     /// Time from the decision to add an instance to its first receive.
     pub cold_start: Dist,

@@ -6,7 +6,7 @@
 
 mod hosting;
 
-pub use hosting::{CostSpec, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
+pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 
 use crate::dist::Dist;
 use crate::time::{NS_PER_H, NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos};
