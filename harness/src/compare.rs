@@ -199,7 +199,7 @@ fn finish(l: Loaded) -> Option<(String, RunReport)> {
                 command: replay,
                 scenario_path: path.display().to_string(),
                 scenario_toml: scenario::to_toml(&scenario),
-                git_commit: None,
+                git_commit: option_env!("SLUICE_GIT_COMMIT").map(str::to_string),
             };
             Some((label, RunReport::new(&scenario, &run.results, meta)))
         }
