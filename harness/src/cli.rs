@@ -49,8 +49,8 @@ pub struct RunArgs {
     pub json: bool,
     /// Reports to write besides summary.json and timeseries.csv: any of html, md, png, svg,
     /// or `none`.
-    #[arg(long, value_delimiter = ',', default_value = "html,md,png,svg")]
-    pub report: Vec<String>,
+    #[arg(long, default_value = "html,md,png,svg")]
+    pub report: String,
     /// Also write trace.csv: every message event (large for long runs).
     #[arg(long)]
     pub trace: bool,

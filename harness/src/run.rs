@@ -25,9 +25,9 @@ pub fn run(args: &RunArgs) -> Outcome {
         print!("{}", scenario::to_toml(&scenario));
         return Outcome::Ok;
     }
-    let formats = match parse_formats(&args.report) {
+    let formats: Formats = match args.report.parse() {
         Ok(f) => f,
-        Err(msg) => return Outcome::BadInput(msg),
+        Err(e) => return Outcome::BadInput(format!("error: --report: {e}")),
     };
     if let Err(msg) = crate::validate::check_expectations(&args.scenario, &scenario) {
         return Outcome::BadInput(msg);
@@ -149,27 +149,6 @@ impl Progress {
             self.bar.finish_and_clear();
         }
     }
-}
-
-fn parse_formats(list: &[String]) -> Result<Formats, String> {
-    let mut f = Formats::data_only();
-    for item in list {
-        match item.trim() {
-            "html" => f.html = true,
-            "md" => f.md = true,
-            "png" => f.png = true,
-            "svg" => f.svg = true,
-            "none" | "" => {}
-            "all" => f = Formats::all(),
-            other => {
-                return Err(format!(
-                    "error: --report: unknown format `{other}`; expected html, md, png, svg, all \
-                     or none"
-                ));
-            }
-        }
-    }
-    Ok(f)
 }
 
 /// The command that replays this run exactly.
