@@ -3,7 +3,7 @@
 //! Customers arrive in a Poisson stream, wait in one FIFO queue and are served by `c`
 //! identical exponential servers; a run stops at the `customers`-th service completion.
 //!
-//! [`sluice_engine`], [`simcore`] and [`bare`] draw inter-arrival times from the stream
+//! [`sluice_engine`], [`simcore()`] and [`bare`] draw inter-arrival times from the stream
 //! `arrivals` and service times from the stream `service` (both `sim::rng::Rng`, sampled with
 //! `sim::dist::Dist::Exp`, i.e. libm), a service time when the service starts. Event times
 //! are integer nanoseconds (simcore's `f64` clock holds them exactly below 2^53 ns, about

@@ -41,7 +41,7 @@ pub struct RunArgs {
     /// Override any scenario key, e.g. `--set consumer.instances=8` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Output directory (default: runs/<scenario name>).
+    /// Output directory (default: `runs/<scenario name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print summary.json to stdout instead of the human summary.

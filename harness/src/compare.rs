@@ -35,7 +35,7 @@ pub struct CompareArgs {
     /// variants of one scenario share it: a paired comparison).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Output directory (default: runs/compare-<first scenario>).
+    /// Output directory (default: `runs/compare-<first scenario>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Reports besides compare.json: any of html, md, png, svg, all or none.

@@ -119,7 +119,7 @@ pub struct Summary {
     pub queue: QueueSummary,
     /// The hosting plan and what its autoscaler did.
     pub hosting: HostingSummary,
-    /// The bill [USD].
+    /// The bill (USD).
     pub cost: CostSummary,
     /// The web tier sharing a WebJob's instances (WebJob plans only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -497,7 +497,7 @@ pub struct TimeseriesRow {
     /// Cost accrued since the start of the run [USD, 6 decimals].
     #[serde(default)]
     pub cost_usd: f64,
-    /// Mean web-tier response time in the interval (WebJob plans) [ms]; 0 otherwise.
+    /// Mean web-tier response time in the interval (WebJob plans) \[ms\]; 0 otherwise.
     #[serde(default)]
     pub web_latency_ms: f64,
 }

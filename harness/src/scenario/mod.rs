@@ -3,7 +3,7 @@
 //! Loading happens in stages, each with its own errors:
 //!
 //! 1. parse the TOML, keeping the span of every key and value (syntax errors);
-//! 2. apply the `--set key=value` overrides to the parsed document ([`set`]);
+//! 2. apply the `--set key=value` overrides to the parsed document (`set`);
 //! 3. deserialize into `ScenarioFile`, which rejects unknown keys and misplaced tables
 //!    (`file`, `diagnose`);
 //! 4. resolve: parse units, fill in defaults, check ranges and references, read trace and

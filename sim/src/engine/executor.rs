@@ -214,7 +214,7 @@ impl Sim {
             .is_some_and(|s| s.generation == id.generation)
     }
 
-    /// Makes `id` runnable (if it still exists). Used by [`WaitList`].
+    /// Makes `id` runnable (if it still exists). Used by [`WaitList`](super::WaitList).
     #[inline]
     pub fn wake(&self, id: TaskId) {
         self.inner.ready.borrow_mut().push(id);
