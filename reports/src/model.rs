@@ -157,6 +157,7 @@ impl Summary {
                 in_flight: l.in_flight,
                 deliveries: l.deliveries,
                 duplicates: l.duplicates,
+                late_successes: l.late_successes,
             },
             latency: r.latency.iter().map(|(k, v)| (k.clone(), LatencySummary::new(v))).collect(),
             throughput: Throughput {
@@ -277,6 +278,10 @@ pub struct Messages {
     pub deliveries: u64,
     /// Successful handler executions for an already-handled message.
     pub duplicates: u64,
+    /// Successful handler executions (on a lapsed lock) after their message had left the
+    /// queue unhandled: dead-lettered or expired, yet its effect happened.
+    #[serde(default)]
+    pub late_successes: u64,
 }
 
 /// One latency distribution \[ms, 3 decimals\]. Quantiles are the HDR histogram's

@@ -32,6 +32,9 @@ pub struct Ledger {
     /// Handler executions that succeeded for a message that had already been handled
     /// successfully (an at-least-once duplicate effect).
     pub duplicates: u64,
+    /// Handler executions that succeeded on a lapsed lock after their message had left the
+    /// queue unhandled (dead-lettered or expired): effects the exits above do not show.
+    pub late_successes: u64,
 }
 
 impl Ledger {

@@ -83,8 +83,15 @@ impl World {
         let h = &scenario.hosting;
         let cost = Rc::new(CostMeter::new(h, &scenario.cost, scenario.queue.kind));
         let prewarmed = if h.plan == Plan::FunctionsPremium { h.scaling.prewarmed } else { 0 };
-        let host =
-            Host::new(sim.clone(), seed, queue.clone(), cost.clone(), h.timeout(), prewarmed);
+        let host = Host::new(
+            sim.clone(),
+            seed,
+            queue.clone(),
+            meters.clone(),
+            cost.clone(),
+            h.timeout(),
+            prewarmed,
+        );
         let services = Services::new(seed, &scenario.services, &scenario.faults);
         let workload = Workload::new(&scenario.workload, scenario.duration, seed);
         let calls = scenario

@@ -159,3 +159,35 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
     assert_eq!(r.services["flaky"].calls, attempts.len() as u64);
     assert_eq!(r.services["flaky"].errors, attempts.len() as u64 - 1);
 }
+
+#[test]
+fn handlers_outliving_their_lock_count_duplicates_and_late_successes_apart() {
+    // Storage queue (no lock renewal): a 15 s handler on a 10 s visibility timeout.
+    let one = |max_delivery_count| Scenario {
+        seed: seed(),
+        duration: NS_PER_S, // one message at t = 0
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 1.0,
+            ..Default::default()
+        },
+        queue: QueueSpec {
+            visibility_timeout: 10 * NS_PER_S,
+            max_delivery_count,
+            ..QueueSpec::storage_queue()
+        },
+        consumer: consumers(1, 1, 4, Dist::Const(15 * NS_PER_S)),
+        ..Default::default()
+    };
+    // Two deliveries: the first handler succeeds at 15 s on a lapsed lock (the message is
+    // being handled again), the second at 25 s after the message was dead-lettered at 20 s:
+    // the second success repeats the first one's effect.
+    let r = run(&one(2), RunOptions::default(), &mut |_| {}).results;
+    assert_eq!((r.ledger.deliveries, r.ledger.dead_lettered), (2, 1), "{:?}", r.ledger);
+    assert_eq!((r.ledger.duplicates, r.ledger.late_successes), (1, 0), "{:?}", r.ledger);
+    // One delivery: the message is dead-lettered when its lock lapses at 10 s, unhandled;
+    // the handler then succeeds at 15 s: an effect the ledger's exits do not show.
+    let r = run(&one(1), RunOptions::default(), &mut |_| {}).results;
+    assert_eq!((r.ledger.deliveries, r.ledger.dead_lettered), (1, 1), "{:?}", r.ledger);
+    assert_eq!((r.ledger.duplicates, r.ledger.late_successes), (0, 1), "{:?}", r.ledger);
+}

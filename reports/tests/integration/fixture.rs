@@ -150,6 +150,7 @@ pub fn results() -> RunResults {
             in_flight: 5,
             deliveries: 6_100,
             duplicates: 2,
+            late_successes: 0,
         },
         latency,
         backlog_peak: 1_012,

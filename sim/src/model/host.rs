@@ -18,7 +18,7 @@
 
 use crate::engine::{Sim, TaskId, WaitList};
 use crate::model::cost::CostMeter;
-use crate::model::meters::Level;
+use crate::model::meters::{Level, Meters};
 use crate::model::queue::{Delivery, Queue};
 use crate::results::ScalingResults;
 use crate::rng::Rng;
@@ -161,6 +161,7 @@ pub struct Host {
     sim: Sim,
     seed: u64,
     queue: Rc<Queue>,
+    meters: Rc<Meters>,
     cost: Rc<CostMeter>,
     timeout: Option<Nanos>,
     slots_per_instance: Cell<u32>,
@@ -182,6 +183,7 @@ impl Host {
         sim: Sim,
         seed: u64,
         queue: Rc<Queue>,
+        meters: Rc<Meters>,
         cost: Rc<CostMeter>,
         timeout: Option<Nanos>,
         prewarmed: u32,
@@ -190,6 +192,7 @@ impl Host {
             sim,
             seed,
             queue,
+            meters,
             cost,
             timeout,
             slots_per_instance: Cell::new(1),
@@ -299,6 +302,7 @@ impl Host {
             inst.busy_since.set(started);
         }
         inst.busy.set(inst.busy.get() + 1);
+        self.meters.execution_started();
         if let Some(limit) = self.timeout {
             let execution = inst.slots.borrow()[slot as usize].1;
             let deadline = Deadline { at: started + limit, slot, execution, started, delivery };
@@ -318,6 +322,7 @@ impl Host {
         let now = self.sim.now_ns();
         self.cost.execution(now - started);
         inst.busy.set(inst.busy.get() - 1);
+        self.meters.executions_ended(1);
         if inst.busy.get() == 0 {
             self.end_busy_period(inst, now);
             if inst.state.get() == State::Draining {
@@ -472,6 +477,8 @@ impl Host {
         }
         self.bill(inst, now);
         inst.state.set(State::Stopped);
+        // executions dropped by a crash (or still running at the end) end here
+        self.meters.executions_ended(u64::from(inst.busy.replace(0)));
         self.allocated.borrow_mut().add(now, -1);
         self.instances.borrow_mut().retain(|i| i.group != inst.group);
         self.sim.abort_group(inst.group); // idle slots, the watchdog, anything left

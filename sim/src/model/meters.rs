@@ -117,6 +117,7 @@ pub struct Meters {
     inner: RefCell<Inner>,
     producing: std::cell::Cell<bool>,
     outside: std::cell::Cell<u64>,
+    executions: std::cell::Cell<u64>,
 }
 
 impl Meters {
@@ -143,6 +144,7 @@ impl Meters {
             }),
             producing: std::cell::Cell::new(true),
             outside: std::cell::Cell::new(0),
+            executions: std::cell::Cell::new(0),
         }
     }
 
@@ -205,6 +207,11 @@ impl Meters {
     /// A handler succeeded on a message that had already been handled successfully.
     pub fn duplicate(&self) {
         self.inner.borrow_mut().ledger.duplicates += 1;
+    }
+
+    /// A handler succeeded after its message had left the queue unhandled.
+    pub fn late_success(&self) {
+        self.inner.borrow_mut().ledger.late_successes += 1;
     }
 
     /// A handler execution failed.
@@ -272,6 +279,7 @@ impl Meters {
     fn check_done(&self) {
         if !self.producing.get()
             && self.outside.get() == 0
+            && self.executions.get() == 0
             && self.inner.borrow().in_system.value == 0
         {
             self.sim.stop();
@@ -287,6 +295,22 @@ impl Meters {
     pub fn release_outside(&self) {
         self.outside.set(self.outside.get() - 1);
         self.check_done();
+    }
+
+    /// A handler execution started. The run does not end while one runs, even when its
+    /// message has already left the queue (a handler on a lapsed lock may still succeed).
+    #[inline]
+    pub fn execution_started(&self) {
+        self.executions.set(self.executions.get() + 1);
+    }
+
+    /// `n` handler executions ended (finished, killed, or dropped by a crash).
+    #[inline]
+    pub fn executions_ended(&self, n: u64) {
+        self.executions.set(self.executions.get() - n);
+        if n > 0 {
+            self.check_done();
+        }
     }
 
     /// Messages held outside the system now.

@@ -59,6 +59,9 @@ struct Msg {
     /// Who holds the current lock (a consumer instance's executor group): its receiver
     /// renews the lock while it lives.
     holder: u32,
+    /// A lock of this message lapsed while its handler lived: that handler may still
+    /// succeed after the message has left the queue.
+    late: bool,
 }
 
 /// A message handed to a handler: the lock on one delivery.
@@ -105,6 +108,21 @@ struct Inner {
     keeper_armed: Nanos,
     /// Lock holders that are gone (crashed instances): their locks are not renewed.
     gone: std::collections::BTreeSet<u32>,
+    /// Messages that left the queue while a handler whose lock had lapsed may still finish,
+    /// with whether they had been handled successfully (see [`Queue::complete`]).
+    late: std::collections::BTreeMap<u64, bool>,
+}
+
+impl Inner {
+    /// A message leaves the queue (completed, dead-lettered or expired): its slot is free.
+    fn free_slot(&mut self, slot: u32) {
+        let m = self.msgs[slot as usize];
+        if m.late {
+            self.late.insert(m.id, m.handled > 0);
+        }
+        self.msgs[slot as usize].state = State::Free;
+        self.free.push(slot);
+    }
 }
 
 /// A queue with Azure semantics.
@@ -138,6 +156,7 @@ impl Queue {
                 keeper: None,
                 keeper_armed: 0,
                 gone: Default::default(),
+                late: Default::default(),
             }),
             arrivals: WaitList::new(),
         })
@@ -179,6 +198,7 @@ impl Queue {
                 handled: 0,
                 delivered_at: 0,
                 holder: 0,
+                late: false,
             };
             let slot = match q.free.pop() {
                 Some(s) => {
@@ -219,9 +239,8 @@ impl Queue {
             let m = &mut q.msgs[slot as usize];
             debug_assert_eq!(m.state, State::Visible);
             if self.spec.ttl.is_some_and(|ttl| now >= m.accepted_at.saturating_add(ttl)) {
-                m.state = State::Free;
                 expired += 1;
-                q.free.push(slot);
+                q.free_slot(slot);
                 q.held -= 1;
                 q.backlog.add(now, -1);
                 continue;
@@ -285,16 +304,24 @@ impl Queue {
         let mut q = self.inner.borrow_mut();
         q.operations += 1;
         let Some(m) = Self::lookup(&mut q, d) else {
+            // The message left while this handler ran on a lapsed lock. If it had been
+            // handled, this is a duplicate effect; if it left unhandled (dead-lettered or
+            // expired), an effect the ledger's exits do not show.
+            let handled_before = q.late.remove(&d.id).unwrap_or(true);
             drop(q);
-            self.meters.duplicate(); // handled again after another delivery completed it
+            if handled_before {
+                self.meters.duplicate();
+            } else {
+                self.meters.late_success();
+            }
+            self.meters.trace(d.id, "late_success");
             return Err(Settle::LockLost);
         };
         m.handled += 1;
         let duplicate = m.handled > 1;
         let ok = m.state == State::Locked && m.token == d.token;
         if ok {
-            m.state = State::Free;
-            q.free.push(d.slot);
+            q.free_slot(d.slot);
             q.held -= 1;
             q.locked -= 1;
         }
@@ -352,8 +379,7 @@ impl Queue {
         let mut q = self.inner.borrow_mut();
         let m = q.msgs[slot as usize];
         if m.deliveries >= self.spec.max_delivery_count {
-            q.msgs[slot as usize].state = State::Free;
-            q.free.push(slot);
+            q.free_slot(slot);
             q.held -= 1;
             drop(q);
             self.meters.trace(m.id, "dead_lettered");
@@ -416,6 +442,9 @@ impl Queue {
                 continue;
             }
             q.locked -= 1;
+            if !q.gone.contains(&m.holder) {
+                q.msgs[slot as usize].late = true; // its handler lives on and may still finish
+            }
             drop(q);
             self.meters.trace(m.id, "lock_expired");
             self.release(slot, 0);
@@ -478,8 +507,7 @@ impl Queue {
                 let m = q.msgs[slot as usize];
                 if now >= m.accepted_at.saturating_add(ttl) {
                     q.visible.pop_front();
-                    q.msgs[slot as usize].state = State::Free;
-                    q.free.push(slot);
+                    q.free_slot(slot);
                     q.held -= 1;
                     q.backlog.add(now, -1);
                     expired += 1;
