@@ -69,14 +69,17 @@ fn consumption_bills_executions_and_rounded_gb_seconds() {
 
 #[test]
 fn flex_bills_execution_periods_with_a_one_second_minimum() {
-    // One always-ready 2 GB instance: each 250 ms execution is its own period, billed 1 s:
-    // 100 x 2 GB x 1 s at the always-ready execution rate, plus the idle baseline.
-    let r = go(&fixed_workload(Plan::FunctionsFlex, 250 * NS_PER_MS, 2048));
+    // One always-ready 2 GB instance, a message every 2 s: each 250 ms execution is its own
+    // period, billed 1 s: 50 x 2 GB x 1 s at the always-ready execution rate, and the
+    // baseline for the rest of the time (never for a moment already billed as execution).
+    let mut s = fixed_workload(Plan::FunctionsFlex, 250 * NS_PER_MS, 2048);
+    s.workload.rate_per_s = 0.5;
+    let r = go(&s);
     let t = r.sim_time as f64 / NS_PER_S as f64;
-    let busy = 100.0 * 0.25;
-    let want = 100.0 * 2.0 * 1.0 + (t - busy) * 2.0;
+    let billed_execution = 50.0 * 1.0;
+    let want = 50.0 * 2.0 * 1.0 + (t - billed_execution) * 2.0;
     assert!(close(r.cost.compute_usd, want), "{:?} want {want} (t = {t})", r.cost);
-    assert!(close(r.cost.executions_usd, 100.0 / 1e6));
+    assert!(close(r.cost.executions_usd, 50.0 / 1e6));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! | plan | meter |
 //! | --- | --- |
 //! | Consumption | per execution + GB-s of each execution: memory rounded up to 128 MB (at most 1,536 MB), duration at least 100 ms, in 1 ms steps |
-//! | Flex | per execution + GB-s of instance memory per execution period (an instance busy with at least one execution): at least 1 s, then 100 ms steps; always-ready instances pay a baseline GB-s while idle and the always-ready execution rate while busy |
+//! | Flex | per execution + GB-s of instance memory per execution period (an instance busy with at least one execution): at least 1 s, then 100 ms steps; always-ready instances pay the always-ready execution rate for those billed periods and a baseline GB-s for the rest of their time |
 //! | Premium | vCPU-s + GB-s of every allocated instance (running, starting, pre-warmed) |
 //! | Container Apps job | vCPU-s + GiB-s of every running replica, cold start included |
 //! | Worker, WebJob | instance-hours |
@@ -95,18 +95,23 @@ impl CostMeter {
     }
 
     /// A Flex instance's execution period (time with at least one execution) ended.
-    pub fn flex_period(&self, period: Nanos, always_ready: bool) {
+    /// Returns the time billed as execution (for Flex the rounded period, else the period),
+    /// which an always-ready instance's idle baseline then leaves out, so no moment is
+    /// billed twice.
+    pub fn flex_period(&self, period: Nanos, always_ready: bool) -> Nanos {
         if self.hosting.plan != Plan::FunctionsFlex {
-            return;
+            return period;
         }
         let p = &self.spec.pricing;
-        let gb_s = self.gb() * flex_billed_s(period);
+        let billed_s = flex_billed_s(period);
+        let gb_s = self.gb() * billed_s;
         let rate =
             if always_ready { p.flex_always_ready_execution_gb_s } else { p.flex_on_demand_gb_s };
         let mut t = self.totals.borrow_mut();
         t.execution_gb_s += gb_s;
         t.gb_s += gb_s;
         t.compute_usd += gb_s * rate;
+        (billed_s * NS_PER_S as f64).round() as Nanos
     }
 
     /// An instance (or replica, or always-ready Flex instance) was allocated for `time`;

@@ -406,8 +406,8 @@ impl Host {
 
     fn end_busy_period(&self, inst: &Instance, now: Nanos) {
         let period = now - inst.busy_since.get();
-        inst.busy_unbilled.set(inst.busy_unbilled.get() + period);
-        self.cost.flex_period(period, inst.always_ready);
+        let billed = self.cost.flex_period(period, inst.always_ready);
+        inst.busy_unbilled.set(inst.busy_unbilled.get() + billed);
     }
 
     /// Bills an instance's allocated time up to `now`.
