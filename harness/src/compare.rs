@@ -190,10 +190,7 @@ fn finish(l: Loaded) -> Option<(String, RunReport)> {
     match l {
         Loaded::Done(label, report) => Some((label, report)),
         Loaded::Run { scenario, path, sets, label } => {
-            let mut replay = format!("sluice run {} --seed {}", path.display(), scenario.seed);
-            for s in &sets {
-                replay.push_str(&format!(" --set {s}"));
-            }
+            let replay = crate::run::replay(&path, scenario.seed, &sets);
             let run = crate::run::simulate(&scenario, sim::RunOptions::default(), &replay)?;
             let meta = RunMeta {
                 command: replay,

@@ -153,9 +153,14 @@ impl Progress {
 
 /// The command that replays this run exactly.
 pub fn replay_command(args: &RunArgs, seed: u64) -> String {
+    replay(&args.scenario, seed, &args.sets)
+}
+
+/// `sluice run SCENARIO --seed N --set ...`, quoted for a shell.
+pub fn replay(scenario: &Path, seed: u64, sets: &[String]) -> String {
     let mut cmd =
-        format!("sluice run {} --seed {seed}", shell_quote(&args.scenario.display().to_string()));
-    for s in &args.sets {
+        format!("sluice run {} --seed {seed}", shell_quote(&scenario.display().to_string()));
+    for s in sets {
         cmd.push_str(&format!(" --set {}", shell_quote(s)));
     }
     cmd

@@ -5,7 +5,7 @@ use crate::charts::{self, Chart};
 use crate::error::ReportError;
 use crate::markdown::fault_when;
 use crate::model::RunReport;
-use crate::num::{count, float, ms, secs};
+use crate::num::{count, float, ms, secs, usd_or_dash};
 use crate::text::latency_names;
 use std::fmt::Write as _;
 
@@ -213,8 +213,7 @@ fn cards(r: &RunReport, out: &mut String) {
     out.push_str(&card("lost", &count(m.lost), m.lost > 0));
     let c = &s.cost;
     out.push_str(&card("cost", &format!("${}", float(c.total_usd, 4)), false));
-    let per_million =
-        c.per_million_messages_usd.map_or("–".into(), |x| format!("${}", float(x, 2)));
+    let per_million = usd_or_dash(c.per_million_messages_usd);
     out.push_str(&card("cost / million msgs", &per_million, false));
     let h = &s.hosting;
     out.push_str(&card("instances peak", &h.instances_peak.to_string(), false));

@@ -1,7 +1,7 @@
 //! `report.md`: a compact Markdown report, fit for a pull-request comment.
 
 use crate::model::{FaultWindow, RunReport};
-use crate::num::{count, dur, float, ms, secs};
+use crate::num::{count, dur, float, ms, secs, usd_or_dash};
 use crate::text::latency_names;
 use std::fmt::Write as _;
 
@@ -135,8 +135,7 @@ fn services(r: &RunReport, out: &mut String) {
 fn hosting(r: &RunReport, out: &mut String) {
     let s = &r.summary;
     let (h, c) = (&s.hosting, &s.cost);
-    let per_million =
-        c.per_million_messages_usd.map_or("–".into(), |x| format!("${}", float(x, 2)));
+    let per_million = usd_or_dash(c.per_million_messages_usd);
     out.push_str("**Hosting and cost**\n\n");
     out.push_str("| plan | instances peak · mean | cold starts | timeouts | total | per million msgs | compute | executions | messaging |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");

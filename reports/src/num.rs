@@ -36,6 +36,12 @@ pub(crate) fn count(n: u64) -> String {
 
 /// A float for people: integers with separators, others with up to `dp` decimals
 /// (trailing zeros dropped).
+/// Dollars to 2 decimals (`$3.16`), or `–` when there is no value (e.g. the cost per million
+/// messages of a run that completed none).
+pub(crate) fn usd_or_dash(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("${}", float(x, 2)))
+}
+
 pub(crate) fn float(x: f64, dp: usize) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         let s = count(x.abs() as u64);

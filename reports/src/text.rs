@@ -1,7 +1,7 @@
 //! The short, aligned summary printed to the terminal after a run.
 
 use crate::model::RunReport;
-use crate::num::{count, dur, float, ms, secs};
+use crate::num::{count, dur, float, ms, secs, usd_or_dash};
 use std::fmt::Write as _;
 
 /// Latency names shown first, in this order; others follow by name.
@@ -113,8 +113,7 @@ fn hosting(r: &RunReport, out: &mut String) {
         h.timeouts
     );
     let c = &s.cost;
-    let per_million =
-        c.per_million_messages_usd.map_or("–".into(), |x| format!("${}", float(x, 2)));
+    let per_million = usd_or_dash(c.per_million_messages_usd);
     let _ = writeln!(
         out,
         "  {:<11} ${} total ({} per million messages; compute ${}, executions ${}, messaging ${}; \
