@@ -40,7 +40,9 @@ pub fn run(args: &RunArgs) -> Outcome {
         scenario.seed
     );
     let started = Instant::now();
-    let Some(done) = simulate(&scenario, RunOptions { trace: args.trace }, &replay) else {
+    let Some(done) =
+        simulate(&scenario, RunOptions { trace: args.trace, ..Default::default() }, &replay)
+    else {
         return Outcome::Failed;
     };
     let elapsed = started.elapsed();

@@ -225,6 +225,7 @@ impl Summary {
             cost: Default::default(),
             scaling: Default::default(),
             web: (scenario.hosting.plan == sim::spec::Plan::WebJob).then(Default::default),
+            violations: Vec::new(),
         };
         Summary::new(scenario, &results)
     }

@@ -53,6 +53,7 @@
 //! latency beyond the histogram's range (set from the scenario's horizon). The harness
 //! catches the panic and prints the seed and the command that replays the run.
 
+pub mod check;
 pub mod dist;
 pub mod engine;
 pub mod model;

@@ -264,4 +264,7 @@ pub struct RunResults {
     pub scaling: ScalingResults,
     /// The web tier (WebJob plans only).
     pub web: Option<WebResults>,
+    /// Broken guarantees found by the invariant checkers (empty unless
+    /// [`crate::RunOptions::checks`] was set).
+    pub violations: Vec<crate::check::Violation>,
 }

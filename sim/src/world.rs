@@ -64,6 +64,9 @@ struct WebAccumulator {
 pub struct RunOptions {
     /// Record every message event (see [`TraceEvent`]); memory grows with the run.
     pub trace: bool,
+    /// Run the invariant checkers of [`crate::check`]; their findings land in
+    /// [`RunResults::violations`].
+    pub checks: bool,
 }
 
 /// A finished run: the results, and the trace if it was asked for.
@@ -343,6 +346,7 @@ fn collect(world: World, outcome: RunOutcome, scaling: crate::results::ScalingRe
         cost,
         scaling,
         web,
+        violations: Vec::new(),
     };
     Run { results, trace: finished.trace }
 }

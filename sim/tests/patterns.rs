@@ -17,7 +17,7 @@ fn consumers(instances: u32, concurrency: u32, batch: u32, work: Dist) -> Consum
 }
 
 fn traced(s: &Scenario) -> (sim::results::RunResults, Vec<TraceEvent>) {
-    let r = run(s, RunOptions { trace: true }, &mut |_| {});
+    let r = run(s, RunOptions { trace: true, ..Default::default() }, &mut |_| {});
     (r.results, r.trace)
 }
 

@@ -187,6 +187,7 @@ pub fn results() -> RunResults {
             timeouts: 0,
         },
         web: None,
+        violations: Vec::new(),
     }
 }
 
