@@ -59,7 +59,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         Err(e) => return Outcome::BadInput(format!("error: {e}")),
     };
     if args.trace {
-        match write_trace(&out.join("trace.csv"), &done.trace) {
+        match write_trace(&out.join("trace.csv"), &done.trace, &scenario.workload.classes) {
             Ok(p) => files.push(p),
             Err(e) => return Outcome::BadInput(format!("error: cannot write trace.csv: {e}")),
         }
@@ -176,11 +176,17 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-fn write_trace(path: &Path, trace: &[sim::model::meters::TraceEvent]) -> std::io::Result<PathBuf> {
+fn write_trace(
+    path: &Path,
+    trace: &[sim::model::meters::TraceEvent],
+    classes: &[(String, f64)],
+) -> std::io::Result<PathBuf> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(w, "t_s,id,event")?;
+    writeln!(w, "t_s,id,event,class")?;
     for e in trace {
-        writeln!(w, "{:.9},{},{}", SimTime(e.t).as_secs_f64(), e.id, e.what)?;
+        let class = classes.get(e.class as usize).map_or("", |(n, _)| n.as_str());
+        let t = SimTime(e.t).as_secs_f64();
+        writeln!(w, "{t:.9},{},{},{class}", e.id, e.what.name())?;
     }
     w.flush()?;
     Ok(path.to_path_buf())

@@ -124,6 +124,9 @@ pub struct Summary {
     /// The web tier sharing a WebJob's instances (WebJob plans only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebSummary>,
+    /// Per-class ledgers and end-to-end latency, when the workload has more than one class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub classes: BTreeMap<String, ClassSummary>,
     /// Pattern-specific counters by dotted name.
     pub extra: BTreeMap<String, f64>,
     /// `[expect]` results, in file order.
@@ -194,6 +197,7 @@ impl Summary {
                 added_mean_ms: round_dp(w.latency_mean_ms - w.latency_alone_ms, 3),
                 background_cpu_peak: round_dp(w.background_cpu_peak, 4),
             }),
+            classes: r.classes.iter().map(|c| (c.name.clone(), ClassSummary::new(c))).collect(),
             extra: r.extra.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect(),
             expectations: Vec::new(),
         }
@@ -225,6 +229,17 @@ impl Summary {
             cost: Default::default(),
             scaling: Default::default(),
             web: (scenario.hosting.plan == sim::spec::Plan::WebJob).then(Default::default),
+            classes: if scenario.workload.classes.len() > 1 {
+                let highest = scenario.horizon().saturating_mul(2).max(1);
+                scenario
+                    .workload
+                    .classes
+                    .iter()
+                    .map(|(n, _)| sim::results::ClassResults::new(n, highest))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             violations: Vec::new(),
         };
         Summary::new(scenario, &results)
@@ -303,6 +318,56 @@ pub struct LatencySummary {
     pub p999_ms: f64,
     /// Largest value.
     pub max_ms: f64,
+}
+
+/// One workload class's share of the run (`classes.<name>` in `summary.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassSummary {
+    /// The class's messages.
+    pub messages: ClassMessages,
+    /// The class's latency (`end_to_end` only).
+    pub latency: BTreeMap<String, LatencySummary>,
+}
+
+impl ClassSummary {
+    fn new(c: &sim::results::ClassResults) -> ClassSummary {
+        let l = &c.ledger;
+        ClassSummary {
+            messages: ClassMessages {
+                produced: l.produced,
+                rejected: l.rejected,
+                completed: l.completed,
+                dead_lettered: l.dead_lettered,
+                expired: l.expired,
+                lost: l.lost,
+                in_flight: l.in_flight,
+            },
+            latency: BTreeMap::from([(
+                "end_to_end".to_string(),
+                LatencySummary::new(&c.end_to_end),
+            )]),
+        }
+    }
+}
+
+/// A class's ledger: `produced = rejected + completed + dead_lettered + expired + lost +
+/// in_flight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassMessages {
+    /// Produced by the workload.
+    pub produced: u64,
+    /// Refused at the door.
+    pub rejected: u64,
+    /// Completed by a handler.
+    pub completed: u64,
+    /// Moved to the dead-letter / poison queue.
+    pub dead_lettered: u64,
+    /// Dropped by TTL expiry.
+    pub expired: u64,
+    /// Lost.
+    pub lost: u64,
+    /// Still in the system at the end.
+    pub in_flight: u64,
 }
 
 impl LatencySummary {

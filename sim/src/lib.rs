@@ -56,12 +56,14 @@
 pub mod check;
 pub mod dist;
 pub mod engine;
+pub mod ledger;
 pub mod model;
 pub mod patterns;
 pub mod results;
 pub mod rng;
+pub mod runner;
 pub mod spec;
 pub mod time;
-pub mod world;
+pub mod topology;
 
-pub use world::{Run, RunOptions, World, run};
+pub use runner::{Run, RunOptions, run};

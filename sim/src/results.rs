@@ -50,6 +50,42 @@ impl Ledger {
     }
 }
 
+/// One workload class's share of a run: its own ledger and end-to-end latency (recorded
+/// when the workload has more than one class; `classes.<name>.*` in `summary.json`).
+#[derive(Clone, Debug)]
+pub struct ClassResults {
+    /// The class name (`[workload.classes]`).
+    pub name: String,
+    /// The class's messages; `deliveries` and `duplicates` are not kept per class.
+    pub ledger: Ledger,
+    /// Accepted -> completed, for this class's messages.
+    pub end_to_end: Latency,
+}
+
+impl ClassResults {
+    /// Empty accounts for class `name`, latencies up to `highest_ns`.
+    pub fn new(name: &str, highest_ns: Nanos) -> ClassResults {
+        ClassResults {
+            name: name.to_string(),
+            ledger: Ledger::default(),
+            end_to_end: Latency::new(highest_ns),
+        }
+    }
+
+    /// Counts one message of this class leaving by `exit`.
+    pub fn count_exit(&mut self, exit: crate::ledger::Exit) {
+        use crate::ledger::Exit;
+        let l = &mut self.ledger;
+        match exit {
+            Exit::Completed => l.completed += 1,
+            Exit::DeadLettered => l.dead_lettered += 1,
+            Exit::Expired => l.expired += 1,
+            Exit::Lost => l.lost += 1,
+            Exit::Rejected => l.rejected += 1,
+        }
+    }
+}
+
 /// A latency distribution: an HDR histogram of nanoseconds plus the exact sum.
 #[derive(Clone, Debug)]
 pub struct Latency {
@@ -197,6 +233,19 @@ pub struct ScalingResults {
     pub timeouts: u64,
 }
 
+impl ScalingResults {
+    /// Adds another pool's scaling to this one (peaks and means add up: pools run side by
+    /// side).
+    pub fn add(&mut self, other: &ScalingResults) {
+        self.instances_peak += other.instances_peak;
+        self.instances_mean += other.instances_mean;
+        self.scale_outs += other.scale_outs;
+        self.scale_ins += other.scale_ins;
+        self.cold_starts += other.cold_starts;
+        self.timeouts += other.timeouts;
+    }
+}
+
 /// The web tier sharing a WebJob's instances (see `sim::model::web`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct WebResults {
@@ -238,6 +287,9 @@ pub struct RunResults {
     /// (accepted -> first delivery), `handler` (each execution), and pattern-specific ones
     /// such as `accept` (request -> 202).
     pub latency: BTreeMap<String, Latency>,
+    /// Per-class ledgers and latencies, in class order (empty when the workload has one
+    /// class).
+    pub classes: Vec<ClassResults>,
     /// Highest number of waiting messages.
     pub backlog_peak: u64,
     /// Time-averaged number of waiting messages.

@@ -71,7 +71,8 @@ fn crash_under_service_bus_loses_nothing() {
     assert_eq!(l.lost + l.dead_lettered + l.expired + l.in_flight, 0, "seed {seed}: {l:?}");
     assert!(l.deliveries > l.produced, "seed {seed}: the crash caused redeliveries: {l:?}");
     // Every redelivery after the crash came from a lock that expired `lock` after delivery.
-    let expired: Vec<&TraceEvent> = trace.iter().filter(|e| e.what == "lock_expired").collect();
+    let expired: Vec<&TraceEvent> =
+        trace.iter().filter(|e| e.what.name() == "lock_expired").collect();
     assert!(!expired.is_empty());
     for e in &expired {
         assert!((5 * NS_PER_MIN..=5 * NS_PER_MIN + lock).contains(&e.t), "{e:?}");
@@ -97,11 +98,11 @@ fn poison_is_dead_lettered_after_exactly_max_delivery_count_deliveries() {
         };
         let (r, trace) = traced(&s);
         let mut deliveries: BTreeMap<u64, u32> = BTreeMap::new();
-        for e in trace.iter().filter(|e| e.what == "delivered") {
+        for e in trace.iter().filter(|e| e.what.name() == "delivered") {
             *deliveries.entry(e.id).or_default() += 1;
         }
         let dead: Vec<u64> =
-            trace.iter().filter(|e| e.what == "dead_lettered").map(|e| e.id).collect();
+            trace.iter().filter(|e| e.what.name() == "dead_lettered").map(|e| e.id).collect();
         assert_eq!(dead.len() as u64, r.ledger.dead_lettered);
         assert!(r.ledger.dead_lettered > 0, "seed {seed}: some poison was produced");
         for id in &dead {
@@ -143,7 +144,8 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
         ..Default::default()
     };
     let (r, trace) = traced(&s);
-    let attempts: Vec<Nanos> = trace.iter().filter(|e| e.what == "attempt").map(|e| e.t).collect();
+    let attempts: Vec<Nanos> =
+        trace.iter().filter(|e| e.what.name() == "attempt").map(|e| e.t).collect();
     let gaps: Vec<Nanos> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
     let schedule = [2, 4, 8, 16, 32, 64, 128, 256, 300, 300];
     // Each gap is the backoff delay after the failed call (1 ms to fail), rounded up to the

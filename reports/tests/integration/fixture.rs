@@ -187,6 +187,7 @@ pub fn results() -> RunResults {
             timeouts: 0,
         },
         web: None,
+        classes: Vec::new(),
         violations: Vec::new(),
     }
 }

@@ -3,8 +3,10 @@
 //! Every model reports what happens to a message here, and nowhere else, so the ledger is
 //! complete by construction and checked at the end of every run.
 
+use crate::check::Checker;
 use crate::engine::Sim;
-use crate::results::{IntervalRow, Latency, Ledger};
+use crate::ledger::{Exit, Holder, Holdings, Message};
+use crate::results::{ClassResults, IntervalRow, Latency, Ledger};
 use crate::time::Nanos;
 use std::cell::RefCell;
 
@@ -75,10 +77,15 @@ struct IntervalCounts {
 
 struct Inner {
     ledger: Ledger,
+    holdings: Holdings,
+    next_id: u64,
+    /// Per-class accounts, when the workload has more than one class.
+    classes: Vec<ClassResults>,
     latency: [Option<Latency>; 4],
     interval_e2e: Latency,
     counts: IntervalCounts,
     in_system: Level,
+    backlog: Level,
     rows: Vec<IntervalRow>,
 }
 
@@ -97,40 +104,133 @@ pub struct Levels {
     pub web_latency_ns: u64,
 }
 
-/// One traced event: what happened to message `id` at `t` (only with tracing on).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One traced event: what happened to message `id` at `t` (recorded with tracing on, and
+/// shown to the invariant checkers with checks on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceEvent {
     /// When.
     pub t: Nanos,
-    /// The message (or job) sequence number.
+    /// The message sequence number ([`Message::id`]).
     pub id: u64,
-    /// What happened: `produced`, `delivered`, `completed`, `abandoned`, `redelivered`,
-    /// `dead_lettered`, `expired`, `lock_lost`, `attempt`, `retry_scheduled`, ...
-    pub what: &'static str,
+    /// The message's class.
+    pub class: u8,
+    /// What happened.
+    pub what: Event,
+}
+
+/// What happened to a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The workload offered it.
+    Produced,
+    /// A holder took it in (the ledger's admission).
+    Admitted(Holder),
+    /// One holder passed it to another.
+    HandedOver {
+        /// The holder that let it go.
+        from: Holder,
+        /// The holder that took it.
+        to: Holder,
+    },
+    /// It left the system.
+    Left(Exit),
+    /// Delivered to a handler; `count` is its delivery count (1 = first).
+    Delivered {
+        /// The delivery count, the first delivery included.
+        count: u32,
+    },
+    /// Its handler failed and gave it back.
+    Abandoned,
+    /// Its lock (visibility) lapsed before it was settled.
+    LockExpired,
+    /// Given back unhandled (a prefetched message of an instance that scaled in).
+    Released,
+    /// A handler's settle found the lock already lost.
+    LockLost,
+    /// A handler succeeded after the message had already been completed (a duplicate
+    /// effect), or had left unhandled (a late success).
+    LateSuccess,
+    /// A pattern-specific step (`attempt`, `retry_scheduled`, ...).
+    Note(&'static str),
+}
+
+impl Event {
+    /// The name written in `trace.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Produced => "produced",
+            Event::Admitted(h) => match h {
+                Holder::Api => "requested",
+                Holder::Queue => "enqueued",
+                Holder::Store => "stored",
+                Holder::Partition => "appended",
+                Holder::Web => "queued_in_memory",
+                Holder::Handler => "taken",
+            },
+            Event::HandedOver { to, .. } => match to {
+                Holder::Queue => "enqueued",
+                Holder::Store => "stored",
+                Holder::Partition => "appended",
+                Holder::Web => "queued_in_memory",
+                Holder::Handler => "taken",
+                Holder::Api => "requested",
+            },
+            Event::Left(exit) => exit.name(),
+            Event::Delivered { .. } => "delivered",
+            Event::Abandoned => "abandoned",
+            Event::LockExpired => "lock_expired",
+            Event::Released => "released",
+            Event::LockLost => "lock_lost",
+            Event::LateSuccess => "late_success",
+            Event::Note(what) => what,
+        }
+    }
 }
 
 /// The meters of one run.
 pub struct Meters {
     sim: Sim,
     trace: Option<RefCell<Vec<TraceEvent>>>,
+    checkers: Option<RefCell<Vec<Box<dyn Checker>>>>,
+    observed: bool,
     warmup: Nanos,
     inner: RefCell<Inner>,
     producing: std::cell::Cell<bool>,
-    outside: std::cell::Cell<u64>,
     executions: std::cell::Cell<u64>,
 }
 
 impl Meters {
     /// Meters for a run whose latencies never exceed `horizon`; messages accepted before
     /// `warmup` are counted in the ledger but not in latency statistics.
-    pub fn new(sim: Sim, horizon: Nanos, warmup: Nanos, trace: bool) -> Meters {
+    ///
+    /// `classes` names the workload's classes (by index); with more than one, every exit
+    /// and end-to-end latency is also counted per class. `checkers` (when given) see every
+    /// event as it happens.
+    pub fn new(
+        sim: Sim,
+        horizon: Nanos,
+        warmup: Nanos,
+        trace: bool,
+        classes: &[String],
+        checkers: Option<Vec<Box<dyn Checker>>>,
+    ) -> Meters {
         let highest = horizon.saturating_mul(2);
+        let classes = if classes.len() > 1 {
+            classes.iter().map(|name| ClassResults::new(name, highest)).collect()
+        } else {
+            Vec::new()
+        };
         Meters {
             sim,
+            observed: trace || checkers.is_some(),
             trace: trace.then(|| RefCell::new(Vec::new())),
+            checkers: checkers.map(RefCell::new),
             warmup,
             inner: RefCell::new(Inner {
                 ledger: Ledger::default(),
+                holdings: Holdings::default(),
+                next_id: 0,
+                classes,
                 latency: [
                     Some(Latency::new(highest)),
                     Some(Latency::new(highest)),
@@ -140,10 +240,10 @@ impl Meters {
                 interval_e2e: Latency::new(highest),
                 counts: IntervalCounts::default(),
                 in_system: Level::default(),
+                backlog: Level::default(),
                 rows: Vec::new(),
             }),
             producing: std::cell::Cell::new(true),
-            outside: std::cell::Cell::new(0),
             executions: std::cell::Cell::new(0),
         }
     }
@@ -153,11 +253,24 @@ impl Meters {
         self.inner.borrow_mut().latency[3] = Some(Latency::new(horizon.saturating_mul(2)));
     }
 
-    /// Records a trace event for message `id` (a no-op unless tracing is on).
+    /// Shows an event of message `msg` to the trace and the checkers (a no-op unless
+    /// tracing or checks are on).
     #[inline]
-    pub fn trace(&self, id: u64, what: &'static str) {
+    pub fn trace(&self, msg: &Message, what: Event) {
+        if self.observed {
+            self.observe(TraceEvent { t: self.sim.now_ns(), id: msg.id, class: msg.class, what });
+        }
+    }
+
+    #[cold]
+    fn observe(&self, event: TraceEvent) {
         if let Some(t) = &self.trace {
-            t.borrow_mut().push(TraceEvent { t: self.sim.now_ns(), id, what });
+            t.borrow_mut().push(event);
+        }
+        if let Some(c) = &self.checkers {
+            for checker in c.borrow_mut().iter_mut() {
+                checker.observe(&event);
+            }
         }
     }
 
@@ -165,26 +278,123 @@ impl Meters {
         accepted_at >= self.warmup
     }
 
-    /// The workload offered a message.
+    /// The workload offers a message of `class` now: it gets its id. It is in nobody's
+    /// hands until a holder [admits](Meters::admit) it, or it is [rejected](Meters::reject).
     #[inline]
-    pub fn produced(&self) {
-        let mut m = self.inner.borrow_mut();
-        m.ledger.produced += 1;
-        m.counts.arrivals += 1;
+    pub fn produce(&self, class: u8) -> Message {
+        let msg = {
+            let mut m = self.inner.borrow_mut();
+            m.ledger.produced += 1;
+            m.counts.arrivals += 1;
+            if let Some(c) = m.classes.get_mut(class as usize) {
+                c.ledger.produced += 1;
+            }
+            let id = m.next_id;
+            m.next_id += 1;
+            Message { id, class, accepted_at: self.sim.now_ns() }
+        };
+        self.trace(&msg, Event::Produced);
+        msg
     }
 
-    /// A produced message entered the system (it will leave through one of the exits).
+    /// `holder` takes in a message that nobody held. A holder that accepts starts the
+    /// message's end-to-end clock ([`Message::accepted_at`]).
     #[inline]
-    pub fn entered(&self) {
+    pub fn admit(&self, msg: &mut Message, holder: Holder) {
         let now = self.sim.now_ns();
-        self.inner.borrow_mut().in_system.add(now, 1);
+        if holder.accepts() {
+            msg.accepted_at = now;
+        }
+        {
+            let mut m = self.inner.borrow_mut();
+            m.holdings.add(holder);
+            if holder.accepts() {
+                m.in_system.add(now, 1);
+            }
+        }
+        self.trace(msg, Event::Admitted(holder));
     }
 
-    /// A message was refused at the door. It never entered.
-    pub fn rejected(&self) {
-        let mut m = self.inner.borrow_mut();
-        m.ledger.rejected += 1;
-        m.counts.rejected += 1;
+    /// `from` passes a message to `to`. Leaving the API for an accepting holder starts the
+    /// message's end-to-end clock.
+    #[inline]
+    pub fn hand_over(&self, msg: &mut Message, from: Holder, to: Holder) {
+        let now = self.sim.now_ns();
+        {
+            let mut m = self.inner.borrow_mut();
+            m.holdings.remove(from);
+            m.holdings.add(to);
+            if !from.accepts() && to.accepts() {
+                m.in_system.add(now, 1);
+                msg.accepted_at = now;
+            }
+        }
+        self.trace(msg, Event::HandedOver { from, to });
+    }
+
+    /// A message nobody held was refused at the door.
+    pub fn reject(&self, msg: &Message) {
+        {
+            let mut m = self.inner.borrow_mut();
+            m.ledger.rejected += 1;
+            m.counts.rejected += 1;
+            if let Some(c) = m.classes.get_mut(msg.class as usize) {
+                c.ledger.rejected += 1;
+            }
+        }
+        self.trace(msg, Event::Left(Exit::Rejected));
+    }
+
+    /// The message held by `from` leaves the system by `exit`. A completion records its
+    /// end-to-end latency.
+    #[inline]
+    pub fn exit(&self, msg: &Message, from: Holder, exit: Exit) {
+        let now = self.sim.now_ns();
+        let empty = {
+            let mut m = self.inner.borrow_mut();
+            m.holdings.remove(from);
+            let counted = msg.accepted_at >= self.warmup;
+            let e2e = now - msg.accepted_at;
+            let m = &mut *m;
+            let class = m.classes.get_mut(msg.class as usize);
+            match exit {
+                Exit::Completed => {
+                    m.ledger.completed += 1;
+                    m.counts.completed += 1;
+                    if counted {
+                        m.latency[Lat::EndToEnd as usize].as_mut().expect("e2e").record(e2e);
+                        m.interval_e2e.record(e2e);
+                    }
+                }
+                Exit::DeadLettered => {
+                    m.ledger.dead_lettered += 1;
+                    m.counts.dead_lettered += 1;
+                }
+                Exit::Expired => {
+                    m.ledger.expired += 1;
+                    m.counts.expired += 1;
+                }
+                Exit::Lost => m.ledger.lost += 1,
+                Exit::Rejected => {
+                    m.ledger.rejected += 1;
+                    m.counts.rejected += 1;
+                }
+            }
+            if let Some(c) = class {
+                c.count_exit(exit);
+                if exit == Exit::Completed && counted {
+                    c.end_to_end.record(e2e);
+                }
+            }
+            if from.accepts() {
+                m.in_system.add(now, -1);
+            }
+            m.holdings.in_flight() == 0
+        };
+        self.trace(msg, Event::Left(exit));
+        if empty {
+            self.check_done();
+        }
     }
 
     /// A latency sample of a message accepted at `accepted_at`.
@@ -220,81 +430,14 @@ impl Meters {
         self.inner.borrow_mut().counts.failed += 1;
     }
 
-    /// A message accepted at `accepted_at` was completed.
-    #[inline]
-    pub fn completed(&self, accepted_at: Nanos) {
-        let now = self.sim.now_ns();
-        let e2e = now - accepted_at;
-        {
-            let mut m = self.inner.borrow_mut();
-            m.ledger.completed += 1;
-            m.counts.completed += 1;
-            if accepted_at >= self.warmup {
-                m.latency[Lat::EndToEnd as usize].as_mut().expect("e2e").record(e2e);
-                m.interval_e2e.record(e2e);
-            }
-        }
-        self.left(now);
-    }
-
-    /// A message was moved to the dead-letter / poison queue.
-    pub fn dead_lettered(&self) {
-        {
-            let mut m = self.inner.borrow_mut();
-            m.ledger.dead_lettered += 1;
-            m.counts.dead_lettered += 1;
-        }
-        self.left(self.sim.now_ns());
-    }
-
-    /// A message expired (TTL).
-    pub fn expired(&self) {
-        {
-            let mut m = self.inner.borrow_mut();
-            m.ledger.expired += 1;
-            m.counts.expired += 1;
-        }
-        self.left(self.sim.now_ns());
-    }
-
-    /// A message was lost (accepted, then gone without a trace).
-    pub fn lost(&self) {
-        self.inner.borrow_mut().ledger.lost += 1;
-        self.left(self.sim.now_ns());
-    }
-
-    #[inline]
-    fn left(&self, now: Nanos) {
-        let empty = {
-            let mut m = self.inner.borrow_mut();
-            m.in_system.add(now, -1);
-            m.in_system.value == 0
-        };
-        if empty {
-            self.check_done();
-        }
-    }
-
     /// Stops the run if production has ended and nothing is left anywhere.
     fn check_done(&self) {
         if !self.producing.get()
-            && self.outside.get() == 0
             && self.executions.get() == 0
-            && self.inner.borrow().in_system.value == 0
+            && self.inner.borrow().holdings.in_flight() == 0
         {
             self.sim.stop();
         }
-    }
-
-    /// A produced message is held before it enters the system (an API still accepting it).
-    pub fn hold_outside(&self) {
-        self.outside.set(self.outside.get() + 1);
-    }
-
-    /// The hold of [`Meters::hold_outside`] ended (the message entered or was rejected).
-    pub fn release_outside(&self) {
-        self.outside.set(self.outside.get() - 1);
-        self.check_done();
     }
 
     /// A handler execution started. The run does not end while one runs, even when its
@@ -313,11 +456,6 @@ impl Meters {
         }
     }
 
-    /// Messages held outside the system now.
-    pub fn outside(&self) -> u64 {
-        self.outside.get()
-    }
-
     /// The workload has produced its last message: the run stops once the system is empty.
     pub fn production_ended(&self) {
         self.producing.set(false);
@@ -329,9 +467,22 @@ impl Meters {
         self.producing.get()
     }
 
-    /// Messages in the system now.
-    pub fn in_system(&self) -> u64 {
-        self.inner.borrow().in_system.value
+    /// The messages waiting in all queues changed by `delta` at `now`.
+    #[inline]
+    pub fn backlog_changed(&self, now: Nanos, delta: i64) {
+        self.inner.borrow_mut().backlog.add(now, delta);
+    }
+
+    /// Highest number of messages waiting in all queues together, and its time average up
+    /// to now.
+    pub fn backlog_stats(&self) -> (u64, f64) {
+        let m = self.inner.borrow();
+        (m.backlog.peak, m.backlog.mean(self.sim.now_ns()))
+    }
+
+    /// What each holder holds now.
+    pub fn holdings(&self) -> Holdings {
+        self.inner.borrow().holdings
     }
 
     /// Closes the interval ending now with the given levels.
@@ -370,6 +521,7 @@ impl Meters {
     pub fn finish(self) -> Finished {
         let now = self.sim.now_ns();
         let trace = self.trace.map(RefCell::into_inner).unwrap_or_default();
+        let checkers = self.checkers.map(RefCell::into_inner);
         let m = self.inner.into_inner();
         let mut lat = Vec::new();
         for (which, h) in Lat::ALL.into_iter().zip(m.latency) {
@@ -377,20 +529,34 @@ impl Meters {
                 lat.push((which.name(), h));
             }
         }
+        let mut ledger = m.ledger;
+        ledger.in_flight = m.holdings.in_flight();
+        let mut classes = m.classes;
+        for c in &mut classes {
+            let l = &mut c.ledger;
+            l.in_flight =
+                l.produced - l.rejected - l.completed - l.dead_lettered - l.expired - l.lost;
+        }
         Finished {
-            ledger: m.ledger,
+            ledger,
             latency: lat,
+            classes,
             rows: m.rows,
             in_system_mean: m.in_system.mean(now),
             trace,
+            checkers,
         }
     }
 }
 
 /// What the meters hold at the end of a run.
 pub struct Finished {
-    /// The ledger (its `in_flight` is filled in by the caller).
+    /// The ledger; `in_flight` is what the holders still hold.
     pub ledger: Ledger,
+    /// Per-class accounts (empty with a single class).
+    pub classes: Vec<ClassResults>,
+    /// The checkers, to be asked for their verdicts (`None` unless checks were on).
+    pub checkers: Option<Vec<Box<dyn Checker>>>,
     /// Latency histograms by summary name.
     pub latency: Vec<(&'static str, Latency)>,
     /// The time series.

@@ -8,6 +8,7 @@
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
 //! | [`cost`] | billing per hosting plan |
+//! | [`trigger`] | the Functions queue trigger's receive loop: batches, `newBatchThreshold`, polling back-off |
 //! | [`scaler`] | target-based autoscaling (Functions scale controller, KEDA) |
 //! | [`web`] | the web tier sharing a WebJob's CPU |
 //! | [`meters`] | the message ledger, latency histograms, time series |
@@ -19,5 +20,6 @@ pub mod queue;
 pub mod retry;
 pub mod scaler;
 pub mod service;
+pub mod trigger;
 pub mod web;
 pub mod workload;

@@ -28,7 +28,8 @@
 //! the oldest unsettled lock, skipping the settled ones.
 
 use crate::engine::{Sim, TaskId, WaitList};
-use crate::model::meters::{Lat, Meters};
+use crate::ledger::{Exit, Holder, Message};
+use crate::model::meters::{Event, Lat, Meters};
 use crate::spec::{QueueKind, QueueSpec};
 use crate::time::{Nanos, SimTime};
 use std::cell::RefCell;
@@ -45,9 +46,7 @@ enum State {
 
 #[derive(Clone, Copy, Debug)]
 struct Msg {
-    id: u64,
-    accepted_at: Nanos,
-    class: u8,
+    msg: Message,
     deliveries: u32,
     /// Changes with every delivery, so a settle with an old lock is recognised.
     token: u32,
@@ -69,12 +68,8 @@ struct Msg {
 pub struct Delivery {
     slot: u32,
     token: u32,
-    /// The message's sequence number.
-    pub id: u64,
-    /// The message's class (index into the workload's classes).
-    pub class: u8,
-    /// When the message was accepted into the system.
-    pub accepted_at: Nanos,
+    /// The message.
+    pub msg: Message,
     /// Which delivery this is (1 = first).
     pub delivery_count: u32,
 }
@@ -99,7 +94,6 @@ struct Inner {
     visible: VecDeque<u32>,
     locks: VecDeque<(Nanos, u32, u32)>,
     delayed: VecDeque<(Nanos, u32, u32)>,
-    next_id: u64,
     held: u64,
     locked: u64,
     backlog: crate::model::meters::Level,
@@ -118,7 +112,7 @@ impl Inner {
     fn free_slot(&mut self, slot: u32) {
         let m = self.msgs[slot as usize];
         if m.late {
-            self.late.insert(m.id, m.handled > 0);
+            self.late.insert(m.msg.id, m.handled > 0);
         }
         self.msgs[slot as usize].state = State::Free;
         self.free.push(slot);
@@ -148,7 +142,6 @@ impl Queue {
                 visible: VecDeque::new(),
                 locks: VecDeque::new(),
                 delayed: VecDeque::new(),
-                next_id: 0,
                 held: 0,
                 locked: 0,
                 backlog: Default::default(),
@@ -174,24 +167,31 @@ impl Queue {
         self.inner.borrow_mut().keeper = Some(id);
     }
 
-    /// Sends a message accepted now. Returns false (and counts a rejection) when full.
-    /// The caller has already counted the message as produced.
-    pub fn send(&self, class: u8) -> bool {
+    /// Sends `msg` now, taking it from `from` (`None`: a producer sending straight to the
+    /// queue, the queue admits it). Returns false when the queue is full: the message is
+    /// rejected (and leaves `from`).
+    pub fn send(&self, mut msg: Message, from: Option<Holder>) -> bool {
         let now = self.sim.now_ns();
-        let id = {
+        let full = {
             let mut q = self.inner.borrow_mut();
             q.operations += 1;
-            if self.spec.capacity > 0 && q.held >= self.spec.capacity {
-                drop(q);
-                self.meters.rejected();
-                return false;
+            self.spec.capacity > 0 && q.held >= self.spec.capacity
+        };
+        if full {
+            match from {
+                None => self.meters.reject(&msg),
+                Some(h) => self.meters.exit(&msg, h, Exit::Rejected),
             }
-            let id = q.next_id;
-            q.next_id += 1;
-            let msg = Msg {
-                id,
-                accepted_at: now,
-                class,
+            return false;
+        }
+        match from {
+            None => self.meters.admit(&mut msg, Holder::Queue),
+            Some(h) => self.meters.hand_over(&mut msg, h, Holder::Queue),
+        }
+        {
+            let mut q = self.inner.borrow_mut();
+            let m = Msg {
+                msg,
                 deliveries: 0,
                 token: 0,
                 state: State::Visible,
@@ -200,26 +200,24 @@ impl Queue {
                 holder: 0,
                 late: false,
             };
-            let slot = match q.free.pop() {
-                Some(s) => {
-                    // Tokens keep counting across reuses of a slot, so a stale lock entry
-                    // of the slot's previous message can never match the new one.
-                    let token = q.msgs[s as usize].token;
-                    q.msgs[s as usize] = Msg { token, ..msg };
-                    s
+            let index = match q.free.pop() {
+                Some(i) => {
+                    // Tokens keep counting across reuses of a cell, so a stale lock entry
+                    // of the cell's previous message can never match the new one.
+                    let token = q.msgs[i as usize].token;
+                    q.msgs[i as usize] = Msg { token, ..m };
+                    i
                 }
                 None => {
-                    q.msgs.push(msg);
+                    q.msgs.push(m);
                     (q.msgs.len() - 1) as u32
                 }
             };
-            q.visible.push_back(slot);
+            q.visible.push_back(index);
             q.held += 1;
             q.backlog.add(now, 1);
-            id
-        };
-        self.meters.entered();
-        self.meters.trace(id, "enqueued");
+            self.meters.backlog_changed(now, 1);
+        }
         self.arrivals.notify_one(&self.sim);
         true
     }
@@ -230,7 +228,7 @@ impl Queue {
         let now = self.sim.now_ns();
         let mut q = self.inner.borrow_mut();
         q.operations += 1;
-        let mut expired = 0;
+        let mut expired = Vec::new();
         while out.len() < max as usize {
             let Some(slot) = q.visible.pop_front() else {
                 break;
@@ -238,11 +236,12 @@ impl Queue {
             let vt = self.spec.visibility_timeout;
             let m = &mut q.msgs[slot as usize];
             debug_assert_eq!(m.state, State::Visible);
-            if self.spec.ttl.is_some_and(|ttl| now >= m.accepted_at.saturating_add(ttl)) {
-                expired += 1;
+            if self.spec.ttl.is_some_and(|ttl| now >= m.msg.accepted_at.saturating_add(ttl)) {
+                expired.push(m.msg);
                 q.free_slot(slot);
                 q.held -= 1;
                 q.backlog.add(now, -1);
+                self.meters.backlog_changed(now, -1);
                 continue;
             }
             m.deliveries += 1;
@@ -250,29 +249,24 @@ impl Queue {
             m.state = State::Locked;
             m.delivered_at = now;
             m.holder = holder;
-            let d = Delivery {
-                slot,
-                token: m.token,
-                id: m.id,
-                class: m.class,
-                accepted_at: m.accepted_at,
-                delivery_count: m.deliveries,
-            };
+            let d = Delivery { slot, token: m.token, msg: m.msg, delivery_count: m.deliveries };
             q.locks.push_back((now + vt, slot, d.token));
             q.locked += 1;
             q.backlog.add(now, -1);
+            self.meters.backlog_changed(now, -1);
             out.push(d);
         }
         let wake_keeper = !out.is_empty() && q.keeper_armed <= now;
         drop(q);
-        for _ in 0..expired {
-            self.meters.expired();
+        for msg in &expired {
+            self.meters.exit(msg, Holder::Queue, Exit::Expired);
         }
         for d in out.iter() {
             self.meters.delivered();
-            self.meters.trace(d.id, "delivered");
+            self.meters.trace(&d.msg, Event::Delivered { count: d.delivery_count });
             if d.delivery_count == 1 {
-                self.meters.latency(Lat::QueueWait, d.accepted_at, now - d.accepted_at);
+                let accepted = d.msg.accepted_at;
+                self.meters.latency(Lat::QueueWait, accepted, now - accepted);
             }
         }
         if wake_keeper {
@@ -294,7 +288,7 @@ impl Queue {
 
     fn lookup<'a>(q: &'a mut Inner, d: &Delivery) -> Option<&'a mut Msg> {
         let m = q.msgs.get_mut(d.slot as usize)?;
-        (m.state != State::Free && m.id == d.id).then_some(m)
+        (m.state != State::Free && m.msg.id == d.msg.id).then_some(m)
     }
 
     /// The handler succeeded: settle the message as completed. Counts a duplicate if the
@@ -307,14 +301,14 @@ impl Queue {
             // The message left while this handler ran on a lapsed lock. If it had been
             // handled, this is a duplicate effect; if it left unhandled (dead-lettered or
             // expired), an effect the ledger's exits do not show.
-            let handled_before = q.late.remove(&d.id).unwrap_or(true);
+            let handled_before = q.late.remove(&d.msg.id).unwrap_or(true);
             drop(q);
             if handled_before {
                 self.meters.duplicate();
             } else {
                 self.meters.late_success();
             }
-            self.meters.trace(d.id, "late_success");
+            self.meters.trace(&d.msg, Event::LateSuccess);
             return Err(Settle::LockLost);
         };
         m.handled += 1;
@@ -329,11 +323,11 @@ impl Queue {
         if duplicate {
             self.meters.duplicate();
         }
-        self.meters.trace(d.id, if ok { "completed" } else { "lock_lost" });
         if ok {
-            self.meters.completed(d.accepted_at);
+            self.meters.exit(&d.msg, Holder::Queue, Exit::Completed);
             Ok(())
         } else {
+            self.meters.trace(&d.msg, Event::LockLost);
             Err(Settle::LockLost)
         }
     }
@@ -348,7 +342,7 @@ impl Queue {
             Some(m) if m.state == State::Locked && m.token == d.token => {
                 q.locked -= 1;
                 drop(q);
-                self.meters.trace(d.id, "abandoned");
+                self.meters.trace(&d.msg, Event::Abandoned);
                 self.release(d.slot, self.spec.abandon_delay);
                 Ok(())
             }
@@ -367,7 +361,7 @@ impl Queue {
         {
             q.locked -= 1;
             drop(q);
-            self.meters.trace(d.id, "released");
+            self.meters.trace(&d.msg, Event::Released);
             self.release(d.slot, 0);
         }
     }
@@ -382,11 +376,11 @@ impl Queue {
             q.free_slot(slot);
             q.held -= 1;
             drop(q);
-            self.meters.trace(m.id, "dead_lettered");
-            self.meters.dead_lettered();
+            self.meters.exit(&m.msg, Holder::Queue, Exit::DeadLettered);
             return;
         }
         q.backlog.add(now, 1);
+        self.meters.backlog_changed(now, 1);
         if delay > 0 && self.spec.kind == QueueKind::StorageQueue {
             q.msgs[slot as usize].state = State::Delayed;
             let due = now + delay;
@@ -446,7 +440,7 @@ impl Queue {
                 q.msgs[slot as usize].late = true; // its handler lives on and may still finish
             }
             drop(q);
-            self.meters.trace(m.id, "lock_expired");
+            self.meters.trace(&m.msg, Event::LockExpired);
             self.release(slot, 0);
         }
         loop {
@@ -499,18 +493,19 @@ impl Queue {
     pub fn sweep_expired(&self, all: bool) {
         let Some(ttl) = self.spec.ttl else { return };
         let now = self.sim.now_ns();
-        let mut expired = 0;
+        let mut expired = Vec::new();
         {
             let mut q = self.inner.borrow_mut();
             let mut keep = VecDeque::new();
             while let Some(&slot) = q.visible.front() {
                 let m = q.msgs[slot as usize];
-                if now >= m.accepted_at.saturating_add(ttl) {
+                if now >= m.msg.accepted_at.saturating_add(ttl) {
                     q.visible.pop_front();
                     q.free_slot(slot);
                     q.held -= 1;
                     q.backlog.add(now, -1);
-                    expired += 1;
+                    self.meters.backlog_changed(now, -1);
+                    expired.push(m.msg);
                 } else if all {
                     keep.push_back(q.visible.pop_front().expect("front"));
                 } else {
@@ -521,8 +516,8 @@ impl Queue {
                 q.visible = keep;
             }
         }
-        for _ in 0..expired {
-            self.meters.expired();
+        for msg in &expired {
+            self.meters.exit(msg, Holder::Queue, Exit::Expired);
         }
     }
 

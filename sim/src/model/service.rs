@@ -109,3 +109,68 @@ impl Services {
         self.names.iter().cloned().zip(self.inner.borrow().iter().map(|s| s.stats)).collect()
     }
 }
+
+/// The calls a handler makes: an ordered list of services, each call retried in process as
+/// `[retry]` says (Polly's retry strategy around the call). One per consumer pool.
+pub struct Downstream {
+    sim: Sim,
+    services: std::rc::Rc<Services>,
+    calls: Vec<usize>,
+    retry: Option<crate::spec::RetrySpec>,
+    rng: RefCell<Rng>,
+}
+
+impl Downstream {
+    /// Calls to `calls` (service names, checked by the loader) on `services`, retried as
+    /// `retry` says (`None`: no retries); backoff jitter draws from stream `stream`.
+    ///
+    /// # Panics
+    /// If a name in `calls` is not a service: the loader rejects such scenarios.
+    pub fn new(
+        sim: Sim,
+        services: std::rc::Rc<Services>,
+        calls: &[String],
+        retry: Option<crate::spec::RetrySpec>,
+        rng: Rng,
+    ) -> Downstream {
+        let calls = calls
+            .iter()
+            .map(|c| services.index(c).expect("the loader checked that called services exist"))
+            .collect();
+        Downstream { sim, services, calls, retry, rng: RefCell::new(rng) }
+    }
+
+    /// Calls service `idx`, retrying in process as `[retry]` says.
+    pub async fn call_with_retry(&self, idx: usize) -> Result<(), CallError> {
+        let mut attempts = 0;
+        let mut state = crate::model::retry::RetryState::default();
+        loop {
+            attempts += 1;
+            let outcome = self.services.call(&self.sim, idx).await;
+            let Some(spec) = &self.retry else {
+                return outcome;
+            };
+            if outcome.is_ok() || !crate::model::retry::RetryState::may_retry(spec, attempts) {
+                return outcome;
+            }
+            let delay = state.next_delay(spec, &mut self.rng.borrow_mut());
+            self.sim.sleep(delay).await;
+        }
+    }
+
+    /// Calls every service in order, each retried in process; stops at the first failure.
+    pub async fn call_all(&self) -> Result<(), CallError> {
+        for &idx in &self.calls {
+            self.call_with_retry(idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Calls every service once, in order; stops at the first failure.
+    pub async fn call_all_once(&self) -> Result<(), CallError> {
+        for &idx in &self.calls {
+            self.services.call(&self.sim, idx).await?;
+        }
+        Ok(())
+    }
+}

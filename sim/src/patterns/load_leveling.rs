@@ -12,29 +12,57 @@
 //! * with a `capacity`, a full queue makes the API refuse requests (counted as rejected);
 //! * with a `ttl`, messages that wait too long expire instead of being processed.
 
+use crate::check::{Checker, MaxDeliveries};
+use crate::ledger::{Holder, Message};
 use crate::model::meters::Lat;
-use crate::patterns::competing_consumers;
-use crate::world::World;
+use crate::model::queue::Queue;
+use crate::patterns::{Pattern, competing_consumers};
+use crate::rng::Rng;
+use crate::spec::{PatternKind, Scenario};
+use crate::topology::Topology;
+use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Starts the API (fed by the workload) and the consumers.
-pub fn start(world: &Rc<World>) {
-    world.meters.track_accept(world.scenario.horizon());
-    world.sim.spawn(world.clone().produce(|w, class| {
-        w.sim.spawn(accept(w.clone(), class));
+/// The registry entry.
+pub const PATTERN: Pattern = Pattern {
+    kind: PatternKind::LoadLeveling,
+    about: "an API answers at once while the queue absorbs a burst",
+    build,
+    checkers,
+};
+
+/// The API (fed by the workload) in front of the queue, and the consumers behind it.
+fn build(t: &Rc<Topology>) {
+    t.meters.track_accept(t.scenario.horizon());
+    let queue = t.add_queue("queue", t.scenario.queue.clone());
+    let api = Rc::new(Api { t: t.clone(), queue: queue.clone(), rng: RefCell::new(t.rng("api")) });
+    t.sim.spawn(t.clone().produce(move |msg| {
+        api.t.sim.spawn(api.clone().accept(msg));
     }));
-    competing_consumers::start_consumers(world);
+    competing_consumers::start_consumers(t, queue);
 }
 
-/// One request to the API: store and enqueue the message, then answer 202 Accepted.
-async fn accept(w: Rc<World>, class: u8) {
-    let requested = w.sim.now_ns();
-    w.meters.hold_outside();
-    let took = w.scenario.api.accept.sample(&mut w.api_rng.borrow_mut());
-    w.sim.sleep(took).await;
-    let accepted = w.queue.send(class);
-    w.meters.release_outside();
-    if accepted {
-        w.meters.latency(Lat::Accept, requested, w.sim.now_ns() - requested);
+fn checkers(s: &Scenario) -> Vec<Box<dyn Checker>> {
+    vec![Box::new(MaxDeliveries::new(s.queue.max_delivery_count))]
+}
+
+/// The API in front of the queue.
+struct Api {
+    t: Rc<Topology>,
+    queue: Rc<Queue>,
+    rng: RefCell<Rng>,
+}
+
+impl Api {
+    /// One request: store and enqueue the message, then answer 202 Accepted.
+    async fn accept(self: Rc<Self>, mut msg: Message) {
+        let t = &self.t;
+        let requested = t.sim.now_ns();
+        t.meters.admit(&mut msg, Holder::Api);
+        let took = t.scenario.api.accept.sample(&mut self.rng.borrow_mut());
+        t.sim.sleep(took).await;
+        if self.queue.send(msg, Some(Holder::Api)) {
+            t.meters.latency(Lat::Accept, requested, t.sim.now_ns() - requested);
+        }
     }
 }

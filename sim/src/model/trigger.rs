@@ -1,0 +1,202 @@
+//! The queue trigger: how a consumer instance gets its messages, the way the Functions
+//! Service Bus and Storage Queue triggers (and a worker's receive loop) do it.
+//!
+//! Each instance runs handler slots, long-lived processes that each take a message, run the
+//! pattern's [`Handler`] on it and take the next: `concurrency` slots on Service Bus
+//! (`maxConcurrentCalls`), `batch_size + newBatchThreshold` for the storage-queue trigger.
+//! One slot at a time receives for the whole instance, like the trigger's single receive
+//! loop:
+//!
+//! * Service Bus receives up to `batch_size` messages (no more than the idle slots) and
+//!   waits for messages when the queue is empty; a job replica looks once per finished
+//!   handler instead, and exits when the queue is empty and nothing is in flight.
+//! * A storage-queue instance fetches `batch_size` messages whenever its executions in
+//!   progress have fallen to `newBatchThreshold`, and backs its polling off while the queue
+//!   is empty (100 ms, doubling up to `max_polling_interval`).
+//!
+//! A pattern written on the trigger reads receive, handle, complete or abandon: it supplies
+//! only the handler.
+
+use crate::engine::Sim;
+use crate::model::host::{Host, Instance};
+use crate::model::queue::{Delivery, Queue};
+use crate::spec::{ConsumerSpec, QueueKind};
+use crate::time::{NS_PER_MS, Nanos};
+use std::future::Future;
+use std::rc::Rc;
+
+/// What a pattern does with one delivered message. The trigger has already counted the
+/// execution; the handler settles the message (complete or abandon).
+pub trait Handler: 'static {
+    /// Handles `delivery` on instance `inst`.
+    fn handle(&self, inst: &Rc<Instance>, delivery: Delivery) -> impl Future<Output = ()>;
+}
+
+/// A queue trigger feeding a consumer pool.
+pub struct QueueTrigger {
+    sim: Sim,
+    queue: Rc<Queue>,
+    host: Rc<Host>,
+    batch_size: u32,
+    concurrency: u32,
+}
+
+impl QueueTrigger {
+    /// The trigger of `host`'s instances on `queue`, with the pool's `consumer` settings.
+    pub fn new(sim: Sim, queue: Rc<Queue>, host: Rc<Host>, consumer: &ConsumerSpec) -> Self {
+        QueueTrigger {
+            sim,
+            queue,
+            host,
+            batch_size: consumer.batch_size,
+            concurrency: consumer.concurrency,
+        }
+    }
+
+    /// The queue this trigger receives from.
+    pub fn queue(&self) -> &Rc<Queue> {
+        &self.queue
+    }
+
+    /// Messages an instance handles at once: `concurrency` on Service Bus
+    /// (`maxConcurrentCalls`); `batch_size + newBatchThreshold` for the storage-queue
+    /// trigger.
+    pub fn slots(&self) -> u32 {
+        match self.queue.spec().kind {
+            QueueKind::ServiceBus => self.concurrency,
+            QueueKind::StorageQueue => self.batch_size + self.new_batch_threshold(),
+        }
+    }
+
+    /// The storage-queue trigger's `newBatchThreshold` (default `batch_size / 2`).
+    pub fn new_batch_threshold(&self) -> u32 {
+        self.queue.spec().new_batch_threshold.unwrap_or(self.batch_size / 2)
+    }
+
+    /// The scaler's default target per instance: the trigger's own (`batchSize` for
+    /// storage queues, `maxConcurrentCalls` for Service Bus).
+    pub fn scale_target(&self) -> u32 {
+        match self.queue.spec().kind {
+            QueueKind::StorageQueue => self.batch_size,
+            QueueKind::ServiceBus => self.concurrency,
+        }
+    }
+
+    /// Starts `count` instances (always-ready ones on an elastic plan), each running
+    /// [`QueueTrigger::slots`] handler slots that feed `handler`.
+    pub fn start<H: Handler>(self: &Rc<Self>, handler: Rc<H>, count: u32, always_ready: bool) {
+        let trigger = Rc::clone(self);
+        self.host.start(
+            count,
+            always_ready,
+            self.slots(),
+            Rc::new(move |inst: Rc<Instance>, slot| {
+                Box::pin(trigger.clone().slot(handler.clone(), inst, slot))
+            }),
+        );
+    }
+
+    /// A handler slot: take the next message, handle it, repeat.
+    async fn slot<H: Handler>(self: Rc<Self>, handler: Rc<H>, inst: Rc<Instance>, slot: u32) {
+        let mut received = Vec::with_capacity(self.batch_size as usize);
+        while let Some(delivery) = self.next_message(&inst, &mut received).await {
+            let execution = self.host.begin_execution(&inst, slot, delivery);
+            handler.handle(&inst, delivery).await;
+            self.host.end_execution(&inst, execution);
+        }
+    }
+
+    /// The next message for a slot: one the instance already received, or this slot
+    /// receives for the whole instance while the others wait. `None` once the instance
+    /// takes no more messages (scale-in, or a job replica that found the queue empty).
+    async fn next_message(
+        &self,
+        inst: &Rc<Instance>,
+        fetched: &mut Vec<Delivery>,
+    ) -> Option<Delivery> {
+        loop {
+            if !inst.running() {
+                return None;
+            }
+            if let Some(d) = inst.take_buffered() {
+                return Some(d);
+            }
+            if !inst.begin_fetch(&self.sim) {
+                inst.wait_for_messages(&self.sim).await;
+                continue;
+            }
+            let keep_going = self.receive(inst, fetched).await;
+            let mine = (!fetched.is_empty()).then(|| fetched.remove(0));
+            inst.end_fetch(&self.sim, fetched);
+            if !keep_going {
+                self.host.exit(inst);
+                return None;
+            }
+            if mine.is_some() {
+                return mine;
+            }
+        }
+    }
+
+    /// Receives for the instance the way its trigger does. Returns false when a job
+    /// replica finds the queue empty with nothing in flight: it exits.
+    async fn receive(&self, inst: &Rc<Instance>, out: &mut Vec<Delivery>) -> bool {
+        let q = &self.queue;
+        match q.spec().kind {
+            QueueKind::ServiceBus => {
+                let idle = inst.slots() - inst.busy();
+                let max = idle.min(self.batch_size).max(1);
+                if !inst.exit_when_idle {
+                    q.receive(max, inst.group(), out).await;
+                    return true;
+                }
+                loop {
+                    q.try_receive(max, inst.group(), out);
+                    if !out.is_empty() {
+                        return true;
+                    }
+                    if inst.busy() == 0 {
+                        return false;
+                    }
+                    inst.wait_busy_at_most(&self.sim, inst.busy() - 1).await;
+                }
+            }
+            QueueKind::StorageQueue => {
+                let mut empty_polls = 0;
+                loop {
+                    inst.wait_busy_at_most(&self.sim, self.new_batch_threshold()).await;
+                    q.try_receive(self.batch_size, inst.group(), out);
+                    if !out.is_empty() {
+                        return true;
+                    }
+                    if inst.exit_when_idle && inst.busy() == 0 {
+                        return false;
+                    }
+                    let wait = poll_backoff(empty_polls, q.spec().max_polling_interval);
+                    self.sim.sleep(wait).await;
+                    empty_polls += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The wait after the `n`-th consecutive empty poll (0-based): 100 ms, doubling, capped.
+pub fn poll_backoff(n: u32, max: Nanos) -> Nanos {
+    (100 * NS_PER_MS).saturating_mul(1 << n.min(40)).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::NS_PER_MIN;
+
+    #[test]
+    fn polling_backs_off_from_100ms_doubling_to_the_cap() {
+        let waits: Vec<Nanos> = (0..12).map(|n| poll_backoff(n, NS_PER_MIN) / NS_PER_MS).collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000]
+        );
+    }
+}

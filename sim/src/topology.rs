@@ -1,0 +1,204 @@
+//! The components of one run, composed by its pattern.
+//!
+//! A pattern declares what it needs (the way NeXosim's `SimInit::add_model` composes
+//! models): queues ([`Topology::add_queue`]), consumer pools fed by a queue trigger
+//! ([`Topology::add_pool`]), the downstream calls its handlers make
+//! ([`Topology::downstream`]), random streams, and counters for its summary section. The
+//! run loop ([`crate::runner`]) samples, bills and injects faults over whatever was added;
+//! no component reads the whole topology.
+
+use crate::engine::Sim;
+use crate::ledger::Message;
+use crate::model::cost::CostMeter;
+use crate::model::host::Host;
+use crate::model::meters::Meters;
+use crate::model::queue::Queue;
+use crate::model::service::{Downstream, Services};
+use crate::model::trigger::{Handler, QueueTrigger};
+use crate::model::workload::Workload;
+use crate::rng::Rng;
+use crate::spec::{ConsumerSpec, Plan, QueueSpec, Scenario};
+use crate::time::SimTime;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// A consumer pool: instances on a host, fed by a queue trigger.
+pub struct Pool {
+    /// The pool's name (`consumer` for a pattern's main pool: crash faults name it).
+    pub name: String,
+    /// Its instances.
+    pub host: Rc<Host>,
+    /// How its instances receive.
+    pub trigger: Rc<QueueTrigger>,
+}
+
+/// The components of one run.
+pub struct Topology {
+    /// The engine.
+    pub sim: Sim,
+    /// The scenario being run.
+    pub scenario: Scenario,
+    /// The ledger and statistics every component reports to.
+    pub meters: Rc<Meters>,
+    /// The bill.
+    pub cost: Rc<CostMeter>,
+    /// Downstream services, shared by every caller.
+    pub services: Rc<Services>,
+    queues: RefCell<Vec<(String, Rc<Queue>)>>,
+    pools: RefCell<Vec<Pool>>,
+    counters: RefCell<BTreeMap<String, f64>>,
+    workload: RefCell<Workload>,
+    poison: Option<u8>,
+}
+
+impl Topology {
+    /// An empty topology for `scenario`: the engine, meters, bill and services, and no
+    /// queue or pool yet.
+    pub fn new(sim: Sim, scenario: &Scenario, meters: Rc<Meters>) -> Topology {
+        let seed = scenario.seed;
+        let cost = CostMeter::new(&scenario.hosting, &scenario.cost, scenario.queue.kind);
+        let workload = Workload::new(&scenario.workload, scenario.duration, seed);
+        Topology {
+            poison: workload.class_index("poison"),
+            services: Rc::new(Services::new(seed, &scenario.services, &scenario.faults)),
+            sim,
+            scenario: scenario.clone(),
+            meters,
+            cost: Rc::new(cost),
+            queues: RefCell::new(Vec::new()),
+            pools: RefCell::new(Vec::new()),
+            counters: RefCell::new(BTreeMap::new()),
+            workload: RefCell::new(workload),
+        }
+    }
+
+    /// Adds a queue named `name` and starts its lock keeper.
+    pub fn add_queue(&self, name: &str, spec: QueueSpec) -> Rc<Queue> {
+        let queue = Queue::new(spec, self.sim.clone(), self.meters.clone());
+        queue.start();
+        self.queues.borrow_mut().push((name.to_string(), queue.clone()));
+        queue
+    }
+
+    /// Adds a consumer pool named `name` on the scenario's hosting plan, receiving from
+    /// `queue` with the `consumer` settings. Start it with [`Topology::start_pool`]. On an
+    /// elastic plan the run loop autoscales it on `queue`'s length.
+    pub fn add_pool(
+        &self,
+        name: &str,
+        queue: Rc<Queue>,
+        consumer: &ConsumerSpec,
+    ) -> Rc<QueueTrigger> {
+        let h = &self.scenario.hosting;
+        let prewarmed = if h.plan == Plan::FunctionsPremium { h.scaling.prewarmed } else { 0 };
+        let host = Rc::new(Host::new(
+            self.sim.clone(),
+            self.scenario.seed,
+            queue.clone(),
+            self.meters.clone(),
+            self.cost.clone(),
+            h.timeout(),
+            prewarmed,
+        ));
+        let trigger = Rc::new(QueueTrigger::new(self.sim.clone(), queue, host.clone(), consumer));
+        self.pools.borrow_mut().push(Pool {
+            name: name.to_string(),
+            host,
+            trigger: trigger.clone(),
+        });
+        trigger
+    }
+
+    /// Starts a pool's instances, every handler slot running `handler`: `instances` of
+    /// them on a fixed plan, the always-ready `min_instances` on an elastic one (the
+    /// autoscaler adds the rest).
+    pub fn start_pool<H: Handler>(&self, trigger: &Rc<QueueTrigger>, instances: u32, handler: H) {
+        let h = &self.scenario.hosting;
+        let (count, always_ready) =
+            if h.plan.elastic() { (h.scaling.min_instances, true) } else { (instances, false) };
+        trigger.start(Rc::new(handler), count, always_ready);
+    }
+
+    /// The downstream calls to `calls`, retried in process as `[retry]` says.
+    pub fn downstream(&self, calls: &[String]) -> Downstream {
+        let rng = self.rng("retry");
+        Downstream::new(
+            self.sim.clone(),
+            self.services.clone(),
+            calls,
+            self.scenario.retry.clone(),
+            rng,
+        )
+    }
+
+    /// The random stream named `name`, derived from the run seed.
+    pub fn rng(&self, name: &str) -> Rng {
+        Rng::stream(self.scenario.seed, name)
+    }
+
+    /// Whether messages of `class` always fail in the handler (the `poison` class).
+    pub fn is_poison(&self, class: u8) -> bool {
+        self.poison == Some(class)
+    }
+
+    /// The producer process: hands each arriving message to `accept`, then tells the meters
+    /// that production has ended.
+    pub async fn produce(self: Rc<Self>, mut accept: impl FnMut(Message)) {
+        loop {
+            let next = self.workload.borrow_mut().next_arrival();
+            let Some(t) = next else { break };
+            self.sim.sleep_until(SimTime(t)).await;
+            let class = self.workload.borrow_mut().class();
+            accept(self.meters.produce(class));
+        }
+        self.meters.production_ended();
+    }
+
+    /// Adds `by` to the pattern counter `name` (a field of the summary's pattern section).
+    pub fn count(&self, name: &str, by: f64) {
+        *self.counters.borrow_mut().entry(name.to_string()).or_default() += by;
+    }
+
+    /// Raises the pattern counter `name` to `value` if it is higher.
+    pub fn record_max(&self, name: &str, value: f64) {
+        let mut c = self.counters.borrow_mut();
+        let e = c.entry(name.to_string()).or_insert(value);
+        *e = e.max(value);
+    }
+
+    /// The queues, in the order they were added.
+    pub fn queues(&self) -> Vec<Rc<Queue>> {
+        self.queues.borrow().iter().map(|(_, q)| q.clone()).collect()
+    }
+
+    /// The pool named `name`, if the pattern added one.
+    pub fn pool(&self, name: &str) -> Option<(Rc<Host>, Rc<QueueTrigger>)> {
+        self.pools
+            .borrow()
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| (p.host.clone(), p.trigger.clone()))
+    }
+
+    /// Every pool's host, in the order they were added.
+    pub fn hosts(&self) -> Vec<Rc<Host>> {
+        self.pools.borrow().iter().map(|p| p.host.clone()).collect()
+    }
+
+    /// Every pool, as (host, trigger), in the order they were added.
+    pub fn pools(&self) -> Vec<(Rc<Host>, Rc<QueueTrigger>)> {
+        self.pools.borrow().iter().map(|p| (p.host.clone(), p.trigger.clone())).collect()
+    }
+
+    /// Ends the topology: every component is dropped, and the meters and the scenario are
+    /// handed back (the meters are no longer shared once the engine has shut down).
+    pub fn into_parts(self) -> (Rc<Meters>, Scenario) {
+        (self.meters, self.scenario)
+    }
+
+    /// The pattern counters.
+    pub fn counters(&self) -> BTreeMap<String, f64> {
+        self.counters.borrow().clone()
+    }
+}
