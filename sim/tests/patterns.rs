@@ -50,7 +50,7 @@ fn crash_under_service_bus_loses_nothing() {
     let s = Scenario {
         seed,
         duration: 10 * NS_PER_MIN,
-        pattern: PatternKind::CompetingConsumers,
+        pattern: sim::patterns::competing_consumers::KIND,
         workload: WorkloadSpec { rate_per_s: 50.0, ..Default::default() },
         queue: QueueSpec { visibility_timeout: lock, ..QueueSpec::service_bus() },
         consumer: consumers(4, 8, 4, Dist::Exp { mean: 200 * NS_PER_MS }),
@@ -124,7 +124,7 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
     let s = Scenario {
         seed,
         duration: NS_PER_S, // one job at t = 0
-        pattern: PatternKind::RetryBackoff,
+        pattern: sim::patterns::retry_backoff::KIND,
         workload: WorkloadSpec {
             arrivals: Arrivals::Constant,
             rate_per_s: 1.0,

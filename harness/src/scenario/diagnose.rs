@@ -108,7 +108,10 @@ pub(crate) fn serde_error(
     };
     let msg = e.message();
     if let Some(rest) = msg.strip_prefix("unknown field ") {
-        let names = backticked(rest);
+        let mut names = backticked(rest);
+        if path.len() <= 1 {
+            names.extend(super::pattern_table::names()); // pattern tables are top-level too
+        }
         let (key, expected) = names.split_first().map_or(("?", &[][..]), |(k, e)| (*k, e));
         // everything a `--set` creates shares one span: cut the path at the unknown key
         let cut = path.iter().rposition(|s| *s == Seg::Key(key.to_string()));

@@ -7,7 +7,9 @@
 //! 3. deserialize into `ScenarioFile`, which rejects unknown keys and misplaced tables
 //!    (`file`, `diagnose`);
 //! 4. resolve: parse units, fill in defaults, check ranges and references, read trace and
-//!    empirical files (`resolve`, `workload`, `faults`, `values`, `datafile`).
+//!    empirical files (`resolve`, `workload`, `faults`, `values`, `datafile`);
+//! 5. the pattern's own table (`[retry_backoff]`, ...), taken out before stage 3, is read by
+//!    the pattern itself through `pattern_table`.
 //!
 //! Every error is a [`ScenarioError`] that names the file, line and column (or the `--set`)
 //! of the offending key or value, says what was expected and, where a known name is close,
@@ -36,6 +38,7 @@ mod error;
 mod faults;
 mod file;
 mod hosting;
+mod pattern_table;
 mod print;
 mod resolve;
 mod set;
@@ -83,8 +86,12 @@ pub fn load_str(text: &str, origin: &Path, sets: &[String]) -> Result<Scenario, 
     let src = Source::new(origin, text, sets);
     let mut root = DeTable::parse(text).map_err(|e| diagnose::syntax_error(&src, &e))?;
     set::apply(root.get_mut(), sets, &src)?;
+    let tables = pattern_table::take(root.get_mut());
     let snapshot = root.get_ref().clone();
     let file = ScenarioFile::deserialize(toml::de::Deserializer::from(root))
         .map_err(|e| diagnose::serde_error(&src, &snapshot, &e))?;
-    resolve::scenario(&src, &file)
+    let mut scenario = resolve::scenario(&src, &file)?;
+    let pattern = sim::patterns::lookup(scenario.pattern);
+    scenario.pattern_table = pattern_table::read(&src, pattern, tables)?;
+    Ok(scenario)
 }

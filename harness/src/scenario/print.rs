@@ -27,6 +27,16 @@ pub fn to_toml(s: &Scenario) -> String {
     if let Some(r) = &s.retry {
         retry(&mut out, r);
     }
+    if let (Some(settings), Some(table)) =
+        (&s.pattern_table.0, sim::patterns::lookup(s.pattern).table.as_ref())
+    {
+        let mut w = super::pattern_table::Writer(Vec::new());
+        settings.write(&mut w);
+        out.table(table.name);
+        for (k, v) in w.0 {
+            out.raw(&k, v);
+        }
+    }
     for f in &s.faults {
         fault(&mut out, f);
     }

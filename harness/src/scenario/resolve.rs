@@ -10,8 +10,8 @@ use super::file::{Raw, WorkloadFile};
 use super::values::*;
 use super::workload;
 use sim::spec::{
-    ApiSpec, Backoff, ConsumerSpec, Expectation, PatternKind, QueueKind, QueueSpec, RetrySpec,
-    Scenario, ServiceSpec, WorkloadSpec,
+    ApiSpec, Backoff, ConsumerSpec, Expectation, QueueKind, QueueSpec, RetrySpec, Scenario,
+    ServiceSpec, WorkloadSpec,
 };
 use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
 use std::collections::BTreeMap;
@@ -34,12 +34,15 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.hosting =
         super::hosting::hosting(src, f.consumer.as_ref(), f.scaling.as_ref(), f.web.as_ref())?;
     s.cost = super::hosting::cost(src, f.cost.as_ref())?;
-    if s.pattern == PatternKind::RetryBackoff && s.hosting.plan != sim::spec::Plan::Worker {
+    let pattern = sim::patterns::lookup(s.pattern);
+    if !pattern.hosted && s.hosting.plan != sim::spec::Plan::Worker {
         let at =
             f.consumer.as_ref().and_then(|c| c.get_ref().hosting.as_ref()).map_or(TOP, S::span);
-        return Err(src
-            .at(at, "retry-backoff runs its poll loop on a fixed worker: hosting plans apply to queue consumers")
-            .note("remove `consumer.hosting` (or set it to \"worker\")"));
+        let msg = format!(
+            "{} runs on a fixed worker: hosting plans apply to queue consumers",
+            s.pattern.name()
+        );
+        return Err(src.at(at, msg).note("remove `consumer.hosting` (or set it to \"worker\")"));
     }
     s.services = services;
     s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
@@ -59,8 +62,8 @@ fn top_level(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     let duration_v = require(src, &f.duration, "duration", at_top(), "\"1h\"")?;
     let length = positive_duration(src, duration_v, "duration")?;
     let pattern_v = require(src, &f.pattern, "pattern", at_top(), "\"competing-consumers\"")?;
-    let names = PatternKind::ALL.map(PatternKind::name);
-    let pattern = PatternKind::from_name(choice(src, pattern_v, "pattern", &names)?);
+    let names: Vec<&str> = sim::patterns::REGISTRY.iter().map(|p| p.kind.name()).collect();
+    let pattern = sim::patterns::find(choice(src, pattern_v, "pattern", &names)?).map(|p| p.kind);
     let warmup = opt(&f.warmup, |v| duration(src, v, "warmup"))?.unwrap_or(d.warmup);
     if warmup >= length {
         let span = f.warmup.as_ref().map_or(TOP, S::span);

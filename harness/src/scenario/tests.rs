@@ -3,9 +3,7 @@
 
 use super::*;
 use sim::dist::Dist;
-use sim::spec::{
-    Arrivals, Backoff, CmpOp, FaultKind, PatternKind, QueueKind, QueueSpec, RetrySpec,
-};
+use sim::spec::{Arrivals, Backoff, CmpOp, FaultKind, QueueKind, QueueSpec, RetrySpec};
 use sim::time::{NS_PER_DAY, NS_PER_H, NS_PER_MIN, NS_PER_MS, NS_PER_S};
 use std::path::PathBuf;
 
@@ -110,7 +108,7 @@ fn the_design_example_loads() -> TestResult {
     let s = load_text(DESIGN_EXAMPLE)?;
     assert_eq!((s.name.as_str(), s.seed, s.duration), ("orders-burst", 42, 2 * NS_PER_H));
     assert_eq!((s.drain, s.warmup, s.interval), (Some(NS_PER_H), 0, 10 * NS_PER_S));
-    assert_eq!(s.pattern, PatternKind::CompetingConsumers);
+    assert_eq!(s.pattern, sim::patterns::competing_consumers::KIND);
     assert_eq!(s.workload.rate_per_s, 100.0);
     assert_eq!(s.workload.phases[0].rate_per_s, 2000.0);
     assert_eq!(s.workload.classes, vec![("normal".into(), 0.999), ("poison".into(), 0.001)]);
@@ -136,7 +134,7 @@ fn a_minimal_file_gets_the_documented_defaults() -> TestResult {
     let s = load_text(MINIMAL)?;
     let d = Scenario::default();
     assert_eq!((s.seed, s.drain, s.warmup, s.interval), (1, None, 0, 10 * NS_PER_S));
-    assert_eq!(s.pattern, PatternKind::LoadLeveling);
+    assert_eq!(s.pattern, sim::patterns::load_leveling::KIND);
     assert_eq!((&s.workload, &s.api, &s.queue), (&d.workload, &d.api, &d.queue));
     assert_eq!(s.queue, QueueSpec::service_bus());
     assert_eq!(s.consumer, d.consumer);
@@ -724,7 +722,7 @@ fn hosting_keys_that_would_be_ignored_are_errors() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("retry-backoff runs its poll loop on a fixed worker"), "{e}");
+    assert!(e.contains("retry-backoff runs on a fixed worker"), "{e}");
 }
 
 #[test]
@@ -742,4 +740,77 @@ fn a_resolved_scenario_with_a_pricing_file_replays_without_the_file() -> TestRes
     std::fs::write(&elsewhere, to_toml(&s))?;
     assert_eq!(super::load(&elsewhere, &[])?, s);
     Ok(())
+}
+
+const RETRY_BACKOFF_MINIMAL: &str = r#"
+name = "rb"
+duration = "10m"
+pattern = "retry-backoff"
+[services.api]
+latency = "exp(mean=50ms)"
+[consumer]
+calls = ["api"]
+"#;
+
+#[test]
+fn a_pattern_reads_its_own_table_and_prints_it_back() -> TestResult {
+    let text = format!(
+        "{RETRY_BACKOFF_MINIMAL}[retry_backoff]\npoll_interval = \"10s\"\nbackoff = \"linear\"\nmax_attempts = 7\n"
+    );
+    let s = load_text(&text)?;
+    let (poll, schedule) = sim::patterns::retry_backoff::Settings::resolve(&s);
+    assert_eq!(poll, 10 * NS_PER_S);
+    assert_eq!(schedule.backoff, Backoff::Linear);
+    assert_eq!(schedule.max_attempts, 7);
+    assert_eq!(schedule.base, 2 * NS_PER_S, "a key left out keeps its default");
+    let printed = to_toml(&s);
+    assert!(
+        printed.contains("[retry_backoff]\npoll_interval = \"10s\"\nbackoff = \"linear\""),
+        "{printed}"
+    );
+    assert_eq!(load_text(&printed)?, s, "the round trip gives the same scenario");
+    let set = load_with(RETRY_BACKOFF_MINIMAL, &["retry_backoff.max_delay=1m"])?;
+    assert_eq!(sim::patterns::retry_backoff::Settings::resolve(&set).1.max_delay, NS_PER_MIN);
+    Ok(())
+}
+
+#[test]
+fn the_old_places_of_retry_backoff_settings_still_work() -> TestResult {
+    let old = format!(
+        "{RETRY_BACKOFF_MINIMAL}poll_interval = \"10s\"\n[retry]\nbase = \"3s\"\nmax_delay = \"1m\"\n"
+    );
+    let new = format!(
+        "{RETRY_BACKOFF_MINIMAL}[retry_backoff]\npoll_interval = \"10s\"\nbase = \"3s\"\nmax_delay = \"1m\"\n"
+    );
+    let (a, b) = (load_text(&old)?, load_text(&new)?);
+    assert_eq!(
+        sim::patterns::retry_backoff::Settings::resolve(&a),
+        sim::patterns::retry_backoff::Settings::resolve(&b)
+    );
+    Ok(())
+}
+
+#[test]
+fn pattern_table_errors_have_positions() {
+    let err = |extra: &str| {
+        load_text(&format!("{RETRY_BACKOFF_MINIMAL}{extra}")).unwrap_err().to_string()
+    };
+    let e = err("[retry_backoff]\npoll_intervall = \"5s\"\n");
+    assert!(e.contains(":10:1: error: unknown key `poll_intervall` in [retry_backoff]"), "{e}");
+    assert!(e.contains("did you mean `poll_interval`?"), "{e}");
+    let e = err("[retry_backoff]\npoll_interval = 5\n");
+    assert!(e.contains(":10:17: error: wrong type for `retry_backoff.poll_interval`"), "{e}");
+    let e = err("[retry_backoff]\nbase = \"1m\"\nmax_delay = \"10s\"\n");
+    assert!(e.contains("`max_delay` must be at least `base`"), "{e}");
+    let e = err("[retry_backof]\n");
+    assert!(e.contains("did you mean `retry_backoff`?"), "{e}");
+    let other = load_text(
+        "name = \"x\"\nduration = \"1m\"\npattern = \"competing-consumers\"\n[retry_backoff]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        other.contains(":4:2: error: [retry_backoff] is the table of pattern `retry-backoff`"),
+        "{other}"
+    );
 }

@@ -29,10 +29,15 @@ use crate::spec::{PatternKind, Scenario};
 use crate::topology::Topology;
 use std::rc::Rc;
 
+/// The pattern's name in scenario files.
+pub const KIND: PatternKind = PatternKind::named("competing-consumers");
+
 /// The registry entry.
 pub const PATTERN: Pattern = Pattern {
-    kind: PatternKind::CompetingConsumers,
+    kind: KIND,
     about: "N instances, batch receive, redelivery after a crash, poison to the DLQ",
+    hosted: true,
+    table: None,
     build,
     checkers,
 };

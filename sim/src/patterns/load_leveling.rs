@@ -23,10 +23,15 @@ use crate::topology::Topology;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+/// The pattern's name in scenario files.
+pub const KIND: PatternKind = PatternKind::named("load-leveling");
+
 /// The registry entry.
 pub const PATTERN: Pattern = Pattern {
-    kind: PatternKind::LoadLeveling,
+    kind: KIND,
     about: "an API answers at once while the queue absorbs a burst",
+    hosted: true,
+    table: None,
     build,
     checkers,
 };

@@ -16,9 +16,11 @@ pub mod load_leveling;
 pub mod retry_backoff;
 
 use crate::check::Checker;
+use crate::spec::table::{PatternSettings, TableError, TableReader};
 use crate::spec::{PatternKind, Scenario};
 use crate::topology::Topology;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A pattern's entry in the registry.
 pub struct Pattern {
@@ -26,11 +28,25 @@ pub struct Pattern {
     pub kind: PatternKind,
     /// One line on what it shows.
     pub about: &'static str,
+    /// Whether the pattern's consumers run on the scenario's hosting plan (`[consumer]
+    /// hosting`, `[scaling]`); a pattern that is not hosted runs on a fixed worker.
+    pub hosted: bool,
+    /// The pattern's own settings table, if it has one.
+    pub table: Option<SettingsTable>,
     /// Adds the pattern's components to the topology and spawns its processes.
     pub build: fn(&Rc<Topology>),
     /// The pattern's own invariant checkers for a scenario (the common ones of
     /// [`crate::check::common`] run too).
     pub checkers: fn(&Scenario) -> Vec<Box<dyn Checker>>,
+}
+
+/// A pattern's own table in the scenario file.
+pub struct SettingsTable {
+    /// The table's name (`retry_backoff` for `[retry_backoff]`).
+    pub name: &'static str,
+    /// Reads the table (every key the pattern has; the reader reports the others as
+    /// unknown).
+    pub read: fn(&mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>,
 }
 
 /// Every pattern, in the order the README lists them.
@@ -40,9 +56,15 @@ pub static REGISTRY: [&Pattern; 3] =
 /// The registry entry of `kind`.
 ///
 /// # Panics
-/// If `kind` has no entry: every [`PatternKind`] is registered (tested).
+/// If `kind` has no entry: kinds come from the registry (the harness looks names up with
+/// [`find`]).
 pub fn lookup(kind: PatternKind) -> &'static Pattern {
-    REGISTRY.iter().find(|p| p.kind == kind).expect("every pattern kind is registered")
+    find(kind.name()).unwrap_or_else(|| panic!("pattern `{}` is not registered", kind.name()))
+}
+
+/// The registry entry of the pattern named `name` in scenario files.
+pub fn find(name: &str) -> Option<&'static Pattern> {
+    REGISTRY.iter().find(|p| p.kind.name() == name).copied()
 }
 
 #[cfg(test)]
@@ -50,10 +72,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_is_registered_once() {
-        for kind in PatternKind::ALL {
-            assert_eq!(REGISTRY.iter().filter(|p| p.kind == kind).count(), 1, "{}", kind.name());
+    fn names_and_tables_are_unique() {
+        for p in REGISTRY {
+            assert_eq!(
+                REGISTRY.iter().filter(|q| q.kind == p.kind).count(),
+                1,
+                "{}",
+                p.kind.name()
+            );
+            assert!(std::ptr::eq(lookup(p.kind), p));
+            if let Some(t) = &p.table {
+                let same =
+                    REGISTRY.iter().filter(|q| q.table.as_ref().is_some_and(|u| u.name == t.name));
+                assert_eq!(same.count(), 1, "table [{}]", t.name);
+            }
         }
-        assert_eq!(REGISTRY.len(), PatternKind::ALL.len());
+        assert!(find("no-such-pattern").is_none());
     }
 }

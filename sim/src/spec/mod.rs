@@ -5,6 +5,7 @@
 //! exists can be run. Defaults are documented on each field and in `Scenario::default()`.
 
 mod hosting;
+pub mod table;
 
 pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 
@@ -32,6 +33,8 @@ pub struct Scenario {
     pub interval: Nanos,
     /// Which pattern's reference implementation runs.
     pub pattern: PatternKind,
+    /// The pattern's own settings table (`[retry_backoff]`, ...), read by the pattern.
+    pub pattern_table: table::PatternTable,
     /// The arrival process and message classes.
     pub workload: WorkloadSpec,
     /// The API in front of the queue (`load-leveling`, `retry-backoff`).
@@ -78,7 +81,8 @@ impl Default for Scenario {
             drain: None,
             warmup: 0,
             interval: 10 * NS_PER_S,
-            pattern: PatternKind::CompetingConsumers,
+            pattern: PatternKind::named("competing-consumers"),
+            pattern_table: table::PatternTable::default(),
             workload: WorkloadSpec::default(),
             api: ApiSpec::default(),
             queue: QueueSpec::service_bus(),
@@ -93,34 +97,21 @@ impl Default for Scenario {
     }
 }
 
-/// The patterns sluice implements (design.md, "Patterns").
+/// Which pattern a scenario runs: its name in scenario files. The list of patterns and
+/// what each does live in the registry, `crate::patterns::REGISTRY`; each pattern module
+/// defines its own kind (e.g. `crate::patterns::competing_consumers::KIND`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PatternKind {
-    /// `load-leveling`: an API accepts and enqueues; consumers drain the queue.
-    LoadLeveling,
-    /// `competing-consumers`: N instances receive from one queue in batches.
-    CompetingConsumers,
-    /// `retry-backoff`: store the intent, poll for due jobs, back off exponentially.
-    RetryBackoff,
-}
+pub struct PatternKind(&'static str);
 
 impl PatternKind {
-    /// Every pattern, in the order the README lists them.
-    pub const ALL: [PatternKind; 3] =
-        [PatternKind::LoadLeveling, PatternKind::CompetingConsumers, PatternKind::RetryBackoff];
+    /// The kind named `name` (a pattern module's constant).
+    pub const fn named(name: &'static str) -> PatternKind {
+        PatternKind(name)
+    }
 
     /// The name used in scenario files.
     pub fn name(self) -> &'static str {
-        match self {
-            PatternKind::LoadLeveling => "load-leveling",
-            PatternKind::CompetingConsumers => "competing-consumers",
-            PatternKind::RetryBackoff => "retry-backoff",
-        }
-    }
-
-    /// Looks a pattern up by its scenario-file name.
-    pub fn from_name(name: &str) -> Option<PatternKind> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        self.0
     }
 }
 
