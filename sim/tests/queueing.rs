@@ -1,4 +1,4 @@
-//! The simulator against queueing theory (`shared/reference/queueing.md`).
+//! The simulator against queueing theory (the formulas are in `docs/sources.md`).
 //!
 //! Each check runs `REPLICATES` independent seeds and compares the theory with a 99.9 %
 //! Student-t confidence interval over the replicate means, so the tolerance follows from

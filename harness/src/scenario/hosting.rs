@@ -1,6 +1,6 @@
 //! `[consumer] hosting/memory/cpu/execution_timeout`, `[scaling]`, `[web]` and `[cost]` →
 //! [`HostingSpec`] and [`CostSpec`], with the plan's defaults and limits
-//! (`shared/reference/azure.md` section 4) and the pricing tables shipped in `pricing/`.
+//! (see `docs/sources.md`) and the pricing tables shipped in `pricing/`.
 
 use super::error::{ScenarioError, Source};
 use super::file::{ConsumerFile, CostFile, Raw, S, ScalingFile, WebFile};
@@ -273,7 +273,7 @@ pub(crate) fn cost(src: &Source<'_>, f: Option<&S<CostFile>>) -> Res<CostSpec> {
             return Err(src
                 .at(v.span(), format!("`cost.{alias}` and `cost.{canonical}` set the same rate"))
                 .note(format!(
-                    "keep one of them (`{alias}` is design.md's name for `{canonical}`)"
+                    "keep one of them (`{alias}` is another name for `{canonical}`)"
                 )));
         }
     }

@@ -8,7 +8,7 @@
 //!  each delivery counts; at `max_delivery_count` an abandon or expiry dead-letters instead
 //! ```
 //!
-//! Semantics (see `shared/reference/azure.md`):
+//! Semantics (sources in `docs/sources.md`):
 //! * Peek-lock / visibility timeout: a received message is invisible for
 //!   `visibility_timeout`; if it is not settled by then it becomes visible again.
 //! * The delivery (dequeue) count rises with every delivery; a message that fails its

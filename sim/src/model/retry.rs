@@ -1,5 +1,5 @@
 //! Retry delays: Polly v8's constant, linear and exponential backoff (with its jitter
-//! variants) and AWS's decorrelated jitter. See `shared/reference/resilience.md`.
+//! variants) and AWS's decorrelated jitter. Sources in `docs/sources.md`.
 
 use crate::rng::Rng;
 use crate::spec::{Backoff, RetrySpec};

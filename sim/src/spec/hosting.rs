@@ -1,5 +1,5 @@
 //! Hosting plans, autoscaling and pricing: what runs the consumers, how many of them, and
-//! what that costs. Defaults and limits follow `shared/reference/azure.md` section 4.
+//! what that costs. Defaults and limits: `docs/sources.md`.
 
 use crate::dist::Dist;
 use crate::time::{NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos};

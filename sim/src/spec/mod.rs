@@ -213,7 +213,7 @@ impl QueueKind {
     }
 }
 
-/// The broker's settings. Defaults follow Azure (see `shared/reference/azure.md`).
+/// The broker's settings. Defaults follow Azure (sources in `docs/sources.md`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueSpec {
     /// Broker semantics.
