@@ -3,6 +3,8 @@
 //! Data flows scenario file -> [`scenario`] (parse, validate, resolve) -> `sim::run` ->
 //! `reports` (summary, CSV, charts, HTML/Markdown). This crate is the glue.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod cli;
 pub mod compare;
 pub mod outcome;

@@ -88,13 +88,13 @@ pub fn run(args: &RunArgs) -> Outcome {
 /// of seconds. A broken invariant (a panic inside the simulator) is reported with the
 /// command that replays it.
 pub fn simulate(scenario: &Scenario, options: RunOptions, replay: &str) -> Option<Run> {
+    install_panic_hook();
     let progress = Progress::new(scenario.horizon());
-    let previous_hook = panic::take_hook();
-    panic::set_hook(Box::new(|_| {}));
+    IN_SIMULATION.set(true);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         sim::run(scenario, options, &mut |now| progress.tick(now))
     }));
-    panic::set_hook(previous_hook);
+    IN_SIMULATION.set(false);
     progress.finish();
     match result {
         Ok(run) => Some(run),
@@ -112,6 +112,27 @@ pub fn simulate(scenario: &Scenario, options: RunOptions, replay: &str) -> Optio
             None
         }
     }
+}
+
+thread_local! {
+    /// Whether this thread is inside [`simulate`], which reports a panic itself.
+    static IN_SIMULATION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that stays quiet for a panic inside
+/// [`simulate`] (which reports it with the replay command) and prints every other panic as
+/// usual. Installed once: swapping the process-wide hook per run would race between the
+/// threads of `compare`, `check` and `sweep`.
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_SIMULATION.get() {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// A progress bar that appears only on a terminal and only once a run has taken more than

@@ -75,10 +75,9 @@ impl Checker for LedgerBalance {
         if r.classes.is_empty() {
             return;
         }
-        let sum = |f: fn(&crate::results::Ledger) -> u64| -> u64 {
-            r.classes.iter().map(|c| f(&c.ledger)).sum()
-        };
-        let fields: [(&str, fn(&crate::results::Ledger) -> u64); 6] = [
+        type Field = fn(&crate::results::Ledger) -> u64;
+        let sum = |f: Field| -> u64 { r.classes.iter().map(|c| f(&c.ledger)).sum() };
+        let fields: [(&str, Field); 6] = [
             ("produced", |l| l.produced),
             ("rejected", |l| l.rejected),
             ("completed", |l| l.completed),
@@ -140,25 +139,19 @@ impl Checker for OneLife {
                 }
             }
             Event::Left(Exit::Rejected) if !self.live.contains_key(&e.id) => {}
-            Event::Left(exit) => {
-                if self.live.remove(&e.id).is_none() {
-                    self.broken(
-                        e,
-                        format!(
-                            "message {} left ({}) but was not in the system",
-                            e.id,
-                            exit.name()
-                        ),
-                    );
-                }
+            Event::Left(exit) if self.live.remove(&e.id).is_none() => {
+                self.broken(
+                    e,
+                    format!("message {} left ({}) but was not in the system", e.id, exit.name()),
+                );
             }
-            Event::HandedOver { .. } | Event::Delivered { .. } | Event::Abandoned => {
-                if !self.live.contains_key(&e.id) {
-                    self.broken(
-                        e,
-                        format!("message {} {} after it left the system", e.id, e.what.name()),
-                    );
-                }
+            Event::HandedOver { .. } | Event::Delivered { .. } | Event::Abandoned
+                if !self.live.contains_key(&e.id) =>
+            {
+                self.broken(
+                    e,
+                    format!("message {} {} after it left the system", e.id, e.what.name()),
+                );
             }
             _ => {}
         }

@@ -18,18 +18,50 @@ pub enum Dist {
     /// Always the same value.
     Const(Nanos),
     /// Uniform between `lo` and `hi` (inclusive of `lo`).
-    Uniform { lo: Nanos, hi: Nanos },
+    Uniform {
+        /// Lower bound.
+        lo: Nanos,
+        /// Upper bound.
+        hi: Nanos,
+    },
     /// Exponential with the given mean.
-    Exp { mean: Nanos },
+    Exp {
+        /// The mean.
+        mean: Nanos,
+    },
     /// Normal, truncated at zero (negative draws are redrawn).
-    Normal { mean: Nanos, sd: Nanos },
+    Normal {
+        /// The mean.
+        mean: Nanos,
+        /// The standard deviation.
+        sd: Nanos,
+    },
     /// Log-normal given by its mean and 99th percentile; `mu`/`sigma` are the parameters of
     /// the underlying normal (in log-nanoseconds).
-    LogNormal { mean: Nanos, p99: Nanos, mu: f64, sigma: f64 },
+    LogNormal {
+        /// The mean.
+        mean: Nanos,
+        /// The 99th percentile.
+        p99: Nanos,
+        /// Mean of the underlying normal (log-nanoseconds).
+        mu: f64,
+        /// Standard deviation of the underlying normal.
+        sigma: f64,
+    },
     /// Pareto (type I) with minimum `scale` and tail index `shape` (> 0).
-    Pareto { scale: Nanos, shape: f64 },
+    Pareto {
+        /// The minimum value.
+        scale: Nanos,
+        /// The tail index.
+        shape: f64,
+    },
     /// Resampling of observed values, with the file they came from (for display).
-    Empirical { source: String, values: Vec<Nanos> },
+    Empirical {
+        /// The file the values came from.
+        source: String,
+        /// The observed values.
+        values: Vec<Nanos>,
+    },
 }
 
 /// Why a distribution's parameters were rejected.
@@ -47,7 +79,12 @@ pub enum DistError {
         "lognormal: p99 must be above the mean and at most about 15 times it \
          (a log-normal with mean {mean} cannot have p99 {p99})"
     )]
-    LogNormalShape { mean: String, p99: String },
+    LogNormalShape {
+        /// The mean.
+        mean: String,
+        /// The 99th percentile.
+        p99: String,
+    },
     /// `pareto` with a non-positive shape.
     #[error("pareto: shape must be a positive number")]
     ParetoShape,

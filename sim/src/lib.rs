@@ -53,6 +53,8 @@
 //! latency beyond the histogram's range (set from the scenario's horizon). The harness
 //! catches the panic and prints the seed and the command that replays the run.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod check;
 pub mod dist;
 pub mod engine;

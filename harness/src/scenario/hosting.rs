@@ -272,9 +272,7 @@ pub(crate) fn cost(src: &Source<'_>, f: Option<&S<CostFile>>) -> Res<CostSpec> {
         if let (Some(v), Some(_)) = (given(alias), given(canonical)) {
             return Err(src
                 .at(v.span(), format!("`cost.{alias}` and `cost.{canonical}` set the same rate"))
-                .note(format!(
-                    "keep one of them (`{alias}` is another name for `{canonical}`)"
-                )));
+                .note(format!("keep one of them (`{alias}` is another name for `{canonical}`)")));
         }
     }
     let every_rate_set = Pricing::RATES.iter().all(|rate| {

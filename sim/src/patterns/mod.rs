@@ -40,13 +40,16 @@ pub struct Pattern {
     pub checkers: fn(&Scenario) -> Vec<Box<dyn Checker>>,
 }
 
+/// Reads a pattern's table into its settings.
+pub type ReadSettings = fn(&mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>;
+
 /// A pattern's own table in the scenario file.
 pub struct SettingsTable {
     /// The table's name (`retry_backoff` for `[retry_backoff]`).
     pub name: &'static str,
     /// Reads the table (every key the pattern has; the reader reports the others as
     /// unknown).
-    pub read: fn(&mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>,
+    pub read: ReadSettings,
 }
 
 /// Every pattern, in the order the README lists them.

@@ -165,7 +165,12 @@ pub enum Arrivals {
     Poisson,
     /// Replay of recorded arrival times (nanoseconds since the start, sorted), with the file
     /// they came from.
-    Trace { source: String, times: Vec<Nanos> },
+    Trace {
+        /// The file the values came from.
+        source: String,
+        /// Arrival times, sorted.
+        times: Vec<Nanos>,
+    },
 }
 
 /// A window in which the arrival rate differs from the base rate.
@@ -390,14 +395,40 @@ pub struct FaultSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultKind {
     /// The service fails every call at once (like a 503).
-    Outage { from: Nanos, to: Nanos },
+    Outage {
+        /// Start of the window (inclusive).
+        from: Nanos,
+        /// End of the window (exclusive).
+        to: Nanos,
+    },
     /// Calls take `add` longer.
-    Latency { from: Nanos, to: Nanos, add: Nanos },
+    Latency {
+        /// Start of the window (inclusive).
+        from: Nanos,
+        /// End of the window (exclusive).
+        to: Nanos,
+        /// Added latency.
+        add: Nanos,
+    },
     /// Calls fail with this probability instead of the service's own.
-    ErrorRate { from: Nanos, to: Nanos, error_rate: f64 },
+    ErrorRate {
+        /// Start of the window (inclusive).
+        from: Nanos,
+        /// End of the window (exclusive).
+        to: Nanos,
+        /// Failure probability in the window.
+        error_rate: f64,
+    },
     /// `instances` consumer instances die at `at`; their in-flight work is dropped. They come
     /// back after `restart_after` (`None`: never).
-    Crash { at: Nanos, instances: u32, restart_after: Option<Nanos> },
+    Crash {
+        /// When the instances die.
+        at: Nanos,
+        /// How many instances die.
+        instances: u32,
+        /// Downtime before they come back (`None`: never).
+        restart_after: Option<Nanos>,
+    },
 }
 
 impl FaultKind {
