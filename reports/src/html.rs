@@ -171,6 +171,7 @@ pub(crate) fn report_with(r: &RunReport, charts: &[Chart], svgs: &[String]) -> S
     more(r, &mut out);
     out.push_str("</div>\n");
     latency(r, &mut out);
+    classes(r, &mut out);
     out.push_str("<section>\n<h2>Charts</h2>\n");
     for (chart, svg) in charts.iter().zip(svgs) {
         let _ = write!(out, "<!-- chart: {} -->\n{}", chart.id, figure(svg));
@@ -385,6 +386,38 @@ fn latency(r: &RunReport, out: &mut String) {
         );
     }
     out.push_str("</table>\n<p class=\"meta\">end_to_end: accepted → completed · queue_wait: accepted → first delivery · handler: each execution</p>\n</section>\n");
+}
+
+/// One row per workload class: its ledger and end-to-end latency.
+fn classes(r: &RunReport, out: &mut String) {
+    let classes = &r.summary.classes;
+    if classes.is_empty() {
+        return;
+    }
+    out.push_str("<section>\n<h2>Classes</h2>\n<table>\n<tr><th class=\"l\">class</th><th>produced</th><th>completed</th><th>dead-lettered</th><th>rejected</th><th>expired</th><th>lost</th><th>in flight</th><th>p50</th><th>p99</th><th>max</th></tr>\n");
+    for (name, c) in classes {
+        let m = &c.messages;
+        let e2e = c.latency.get("end_to_end").filter(|l| l.count > 0);
+        let lat = |f: fn(&crate::model::LatencySummary) -> f64| {
+            e2e.map_or("–".to_string(), |l| ms(f(l)))
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            count(m.produced),
+            count(m.completed),
+            count(m.dead_lettered),
+            count(m.rejected),
+            count(m.expired),
+            count(m.lost),
+            count(m.in_flight),
+            lat(|l| l.p50_ms),
+            lat(|l| l.p99_ms),
+            lat(|l| l.max_ms)
+        );
+    }
+    out.push_str("</table>\n<p class=\"meta\">latency: accepted → completed, for each class's messages</p>\n</section>\n");
 }
 
 fn faults(r: &RunReport, out: &mut String) {

@@ -39,6 +39,7 @@ pub fn report(r: &RunReport) -> String {
     );
     ledger(r, &mut out);
     latency(r, &mut out);
+    classes(r, &mut out);
     expectations(r, &mut out);
     services(r, &mut out);
     hosting(r, &mut out);
@@ -91,6 +92,36 @@ fn latency(r: &RunReport, out: &mut String) {
             ms(l.p99_ms),
             ms(l.p999_ms),
             ms(l.max_ms)
+        );
+    }
+    out.push('\n');
+}
+
+fn classes(r: &RunReport, out: &mut String) {
+    let classes = &r.summary.classes;
+    if classes.is_empty() {
+        return;
+    }
+    out.push_str("**Classes**\n\n| class | produced | completed | dead-lettered | rejected | expired | lost | p50 | p99 | max |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (name, c) in classes {
+        let m = &c.messages;
+        let (p50, p99, max) = c
+            .latency
+            .get("end_to_end")
+            .filter(|l| l.count > 0)
+            .map_or(("–".into(), "–".into(), "–".into()), |l| {
+                (ms(l.p50_ms), ms(l.p99_ms), ms(l.max_ms))
+            });
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} | {} | {p50} | {p99} | {max} |",
+            count(m.produced),
+            count(m.completed),
+            count(m.dead_lettered),
+            count(m.rejected),
+            count(m.expired),
+            count(m.lost),
         );
     }
     out.push('\n');
