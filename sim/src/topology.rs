@@ -15,6 +15,7 @@ use crate::model::meters::Meters;
 use crate::model::queue::Queue;
 use crate::model::service::{Downstream, Services};
 use crate::model::trigger::{Handler, QueueTrigger};
+use crate::model::worker::Worker;
 use crate::model::workload::Workload;
 use crate::rng::Rng;
 use crate::spec::{ConsumerSpec, Plan, QueueSpec, Scenario};
@@ -118,6 +119,25 @@ impl Topology {
         let (count, always_ready) =
             if h.plan.elastic() { (h.scaling.min_instances, true) } else { (instances, false) };
         trigger.start(Rc::new(handler), count, always_ready);
+    }
+
+    /// Adds the `consumer` pool on `queue`, running the standard [`Worker`] with the
+    /// scenario's `[consumer]` settings, and starts it: the consumers of every pattern whose
+    /// handler is "work, call the services, complete or abandon".
+    pub fn start_workers(&self, queue: Rc<Queue>) {
+        let c = &self.scenario.consumer;
+        let trigger = self.add_pool("consumer", queue.clone(), c);
+        let host = self.pool("consumer").expect("just added").0;
+        let worker = Worker {
+            sim: self.sim.clone(),
+            queue,
+            host,
+            meters: self.meters.clone(),
+            work: c.work.clone(),
+            calls: self.downstream(&c.calls),
+            poison: self.poison,
+        };
+        self.start_pool(&trigger, c.instances, worker);
     }
 
     /// The downstream calls to `calls`, retried in process as `[retry]` says.

@@ -9,6 +9,7 @@
 //! | [`retry`] | Polly / AWS retry delays |
 //! | [`cost`] | billing per hosting plan |
 //! | [`trigger`] | the Functions queue trigger's receive loop: batches, `newBatchThreshold`, polling back-off |
+//! | [`worker`] | the standard handler: work, call the services, complete or abandon |
 //! | [`scaler`] | target-based autoscaling (Functions scale controller, KEDA) |
 //! | [`web`] | the web tier sharing a WebJob's CPU |
 //! | [`meters`] | the message ledger, latency histograms, time series |
@@ -22,4 +23,5 @@ pub mod scaler;
 pub mod service;
 pub mod trigger;
 pub mod web;
+pub mod worker;
 pub mod workload;

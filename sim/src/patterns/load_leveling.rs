@@ -16,7 +16,7 @@ use crate::check::{Checker, MaxDeliveries};
 use crate::ledger::{Holder, Message};
 use crate::model::meters::Lat;
 use crate::model::queue::Queue;
-use crate::patterns::{Pattern, competing_consumers};
+use crate::patterns::Pattern;
 use crate::rng::Rng;
 use crate::spec::{PatternKind, Scenario};
 use crate::topology::Topology;
@@ -44,7 +44,7 @@ fn build(t: &Rc<Topology>) {
     t.sim.spawn(t.clone().produce(move |msg| {
         api.t.sim.spawn(api.clone().accept(msg));
     }));
-    competing_consumers::start_consumers(t, queue);
+    t.start_workers(queue);
 }
 
 fn checkers(s: &Scenario) -> Vec<Box<dyn Checker>> {
