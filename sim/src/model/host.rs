@@ -534,3 +534,80 @@ impl Host {
         stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cost::CostMeter;
+    use crate::model::trigger::{Handler, QueueTrigger};
+    use crate::spec::{ConsumerSpec, CostSpec, HostingSpec, QueueKind, QueueSpec};
+    use crate::time::{NS_PER_H, NS_PER_S};
+
+    /// Holds each message for 10 s, then completes it.
+    struct Slow {
+        sim: Sim,
+        queue: Rc<Queue>,
+    }
+
+    impl Handler for Slow {
+        async fn handle(&self, _: &Rc<Instance>, d: Delivery) {
+            self.sim.sleep(10 * NS_PER_S).await;
+            let _ = self.queue.complete(&d);
+        }
+    }
+
+    fn pool(instances: u32) -> (Sim, Rc<Meters>, Rc<Queue>, Rc<Host>) {
+        let sim = Sim::new();
+        let meters = Rc::new(Meters::new(sim.clone(), NS_PER_H, 0, false, &[], None));
+        let spec = QueueSpec { visibility_timeout: 30 * NS_PER_S, ..QueueSpec::service_bus() };
+        let queue = Queue::new(spec, sim.clone(), meters.clone());
+        queue.start();
+        let hosting = HostingSpec::default();
+        let cost = Rc::new(CostMeter::new(&hosting, &CostSpec::default(), QueueKind::ServiceBus));
+        let host = Rc::new(Host::new(sim.clone(), 1, queue.clone(), meters.clone(), cost, None, 0));
+        let consumer = ConsumerSpec { concurrency: 2, batch_size: 2, ..Default::default() };
+        let trigger =
+            Rc::new(QueueTrigger::new(sim.clone(), queue.clone(), host.clone(), &consumer));
+        trigger.start(Rc::new(Slow { sim: sim.clone(), queue: queue.clone() }), instances, false);
+        for _ in 0..4 {
+            queue.send(meters.produce(0), None);
+        }
+        (sim, meters, queue, host)
+    }
+
+    fn at(sim: &Sim, t: Nanos) {
+        let clock = sim.clone();
+        sim.spawn(async move { clock.sleep_until(SimTime(t)).await });
+        sim.run_until(SimTime(t));
+    }
+
+    #[test]
+    fn a_crash_drops_the_work_and_its_locks_lapse_for_another_instance() {
+        let (sim, meters, queue, host) = pool(2);
+        at(&sim, NS_PER_S);
+        assert_eq!((host.allocated(), queue.locked()), (2, 4), "two handlers each");
+        assert_eq!(host.crash(1), [0]);
+        assert_eq!(host.allocated(), 1);
+        at(&sim, 11 * NS_PER_S);
+        assert_eq!(queue.locked(), 2, "the survivor finished its two; the dead one's stay locked");
+        at(&sim, 31 * NS_PER_S);
+        assert_eq!(queue.locked(), 2, "lapsed at 30 s and taken by the survivor");
+        at(&sim, 41 * NS_PER_S);
+        assert_eq!((queue.held(), meters.holdings().in_flight()), (0, 0), "nothing lost");
+        host.shutdown();
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_draining_instance_finishes_its_work_then_stops() {
+        let (sim, _meters, queue, host) = pool(1);
+        at(&sim, NS_PER_S);
+        host.drain(1);
+        assert_eq!((host.allocated(), host.active()), (1, 0), "draining: allocated, not active");
+        at(&sim, 10 * NS_PER_S);
+        assert_eq!(host.allocated(), 0, "stopped once its two executions ended");
+        assert_eq!(queue.held(), 2, "it took no more messages");
+        host.shutdown();
+        sim.shutdown();
+    }
+}

@@ -552,3 +552,125 @@ impl Queue {
         self.inner.borrow().operations
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Message;
+    use crate::spec::QueueSpec;
+    use crate::time::{NS_PER_H, NS_PER_S};
+
+    /// A queue on a fresh engine, its meters, and a producer of messages of class 0.
+    fn setup(spec: QueueSpec) -> (Sim, Rc<Meters>, Rc<Queue>) {
+        let sim = Sim::new();
+        let meters = Rc::new(Meters::new(sim.clone(), NS_PER_H, 0, true, &[], None));
+        let queue = Queue::new(spec, sim.clone(), meters.clone());
+        queue.start();
+        (sim, meters, queue)
+    }
+
+    fn send(meters: &Meters, queue: &Queue) -> Message {
+        let msg = meters.produce(0);
+        assert!(queue.send(msg, None));
+        msg
+    }
+
+    fn receive(queue: &Queue, max: u32) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        queue.try_receive(max, 1, &mut out);
+        out
+    }
+
+    #[test]
+    fn send_receive_complete_leaves_nothing_behind() {
+        let (_sim, meters, q) = setup(QueueSpec::service_bus());
+        let m = send(&meters, &q);
+        assert_eq!((q.backlog(), q.held()), (1, 1));
+        let d = receive(&q, 10);
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].msg.id, d[0].delivery_count), (m.id, 1));
+        assert_eq!((q.backlog(), q.locked()), (0, 1));
+        assert_eq!(q.complete(&d[0]), Ok(()));
+        assert_eq!((q.held(), q.locked()), (0, 0));
+        assert_eq!(meters.holdings().in_flight(), 0);
+        assert_eq!(q.complete(&d[0]), Err(Settle::LockLost), "a second settle finds no lock");
+    }
+
+    #[test]
+    fn abandon_redelivers_until_the_last_delivery_then_dead_letters() {
+        let spec = QueueSpec { max_delivery_count: 3, ..QueueSpec::service_bus() };
+        let (_sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        for count in 1..=3 {
+            let d = receive(&q, 1);
+            assert_eq!(d[0].delivery_count, count);
+            assert_eq!(q.abandon(&d[0]), Ok(()));
+        }
+        assert_eq!((q.held(), q.backlog()), (0, 0), "dead-lettered after the third delivery");
+        assert!(receive(&q, 1).is_empty());
+        assert_eq!(meters.holdings().in_flight(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_rejects_and_the_ledger_never_admits() {
+        let spec = QueueSpec { capacity: 1, ..QueueSpec::service_bus() };
+        let (_sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        let second = meters.produce(0);
+        assert!(!q.send(second, None));
+        assert_eq!(q.held(), 1);
+        assert_eq!(meters.holdings().in_flight(), 1);
+    }
+
+    #[test]
+    fn an_unsettled_lock_lapses_after_the_visibility_timeout() {
+        let vt = 30 * NS_PER_S;
+        let spec =
+            QueueSpec { visibility_timeout: vt, lock_renewal: 0, ..QueueSpec::storage_queue() };
+        let (sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        let first = receive(&q, 1);
+        assert_eq!(first.len(), 1);
+        sim.run_until(SimTime(vt - 1));
+        assert_eq!(q.backlog(), 0, "still locked just before the timeout");
+        sim.run_until(SimTime(vt));
+        assert_eq!(q.backlog(), 1, "visible again at the timeout");
+        let again = receive(&q, 1);
+        assert_eq!(again[0].delivery_count, 2);
+        assert_eq!(q.complete(&first[0]), Err(Settle::LockLost), "the old lock is gone");
+        assert_eq!(q.complete(&again[0]), Ok(()));
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_live_receiver_renews_its_lock_until_the_renewal_limit() {
+        let lock = 60 * NS_PER_S;
+        let spec = QueueSpec {
+            visibility_timeout: lock,
+            lock_renewal: 5 * 60 * NS_PER_S,
+            ..QueueSpec::service_bus()
+        };
+        let (sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        let _held = receive(&q, 1);
+        sim.run_until(SimTime(4 * lock));
+        assert_eq!(q.backlog(), 0, "renewed while the receiver lives");
+        sim.run_until(SimTime(6 * lock));
+        assert_eq!(q.backlog(), 1, "lapsed once renewal stopped at 5 min");
+        sim.shutdown();
+    }
+
+    #[test]
+    fn messages_past_their_ttl_expire_instead_of_being_delivered() {
+        let spec = QueueSpec { ttl: Some(10 * NS_PER_S), ..QueueSpec::service_bus() };
+        let (sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        let clock = sim.clone();
+        sim.spawn(async move { clock.sleep(10 * NS_PER_S).await });
+        sim.run_until(SimTime(10 * NS_PER_S));
+        assert_eq!(sim.now_ns(), 10 * NS_PER_S);
+        assert!(receive(&q, 1).is_empty());
+        assert_eq!((q.held(), meters.holdings().in_flight()), (0, 0));
+        sim.shutdown();
+    }
+}
