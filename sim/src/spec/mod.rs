@@ -50,8 +50,8 @@ pub struct Scenario {
     pub cost: CostSpec,
     /// Downstream dependencies, by name (ordered, so iteration is deterministic).
     pub services: BTreeMap<String, ServiceSpec>,
-    /// `[retry]`: in-process retries of a failed downstream call (none when absent), and the
-    /// job backoff of `retry-backoff` (which uses `RetrySpec::default()` when absent).
+    /// `[retry]`: in-process retries of a failed downstream call (none when absent). A
+    /// pattern may read it as the legacy place of its own schedule (see its table).
     pub retry: Option<RetrySpec>,
     /// Fault injections, in file order.
     pub faults: Vec<FaultSpec>,
@@ -294,7 +294,8 @@ pub struct ConsumerSpec {
     pub work: Dist,
     /// Downstream services called per message, in order (names in `services`).
     pub calls: Vec<String>,
-    /// `retry-backoff`: how often the background loop looks for due jobs (default 5 s).
+    /// The legacy place of a polling pattern's poll interval (default 5 s); patterns read
+    /// their own table first.
     pub poll_interval: Nanos,
 }
 
@@ -354,8 +355,8 @@ impl Backoff {
     }
 }
 
-/// `[retry]`: in-process retries of a failed downstream call, and the job backoff of
-/// `retry-backoff`.
+/// A retry schedule: `[retry]` (in-process retries of a failed downstream call), and the
+/// schedules patterns build from their own tables.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetrySpec {
     /// Delay growth.
