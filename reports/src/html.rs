@@ -327,6 +327,11 @@ fn more(r: &RunReport, out: &mut String) {
             format!("{} · {} · {}", count(sv.calls), count(sv.errors), count(sv.timeouts)),
         );
     }
+    for (section, fields) in &s.sections {
+        for (k, v) in fields {
+            row(format!("{section}: {k}"), float(*v, 3));
+        }
+    }
     for (k, v) in &s.extra {
         row(format!("extra: {k}"), float(*v, 3));
     }

@@ -40,6 +40,7 @@ pub fn report(r: &RunReport) -> String {
     ledger(r, &mut out);
     latency(r, &mut out);
     classes(r, &mut out);
+    sections(r, &mut out);
     expectations(r, &mut out);
     services(r, &mut out);
     hosting(r, &mut out);
@@ -125,6 +126,17 @@ fn classes(r: &RunReport, out: &mut String) {
         );
     }
     out.push('\n');
+}
+
+/// The pattern's own section(s): `breaker.opened` ...
+fn sections(r: &RunReport, out: &mut String) {
+    for (section, fields) in &r.summary.sections {
+        let _ = writeln!(out, "**{section}**\n\n| | |\n|---|---:|");
+        for (k, v) in fields {
+            let _ = writeln!(out, "| {k} | {} |", float(*v, 3));
+        }
+        out.push('\n');
+    }
 }
 
 fn expectations(r: &RunReport, out: &mut String) {

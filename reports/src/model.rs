@@ -129,6 +129,10 @@ pub struct Summary {
     pub classes: BTreeMap<String, ClassSummary>,
     /// Pattern-specific counters by dotted name.
     pub extra: BTreeMap<String, f64>,
+    /// The pattern's own section (`breaker`, `saga`, ...), at the top level of
+    /// `summary.json` next to `messages` and `latency`.
+    #[serde(flatten)]
+    pub sections: BTreeMap<String, BTreeMap<String, f64>>,
     /// `[expect]` results, in file order.
     pub expectations: Vec<ExpectationResult>,
 }
@@ -199,6 +203,13 @@ impl Summary {
             }),
             classes: r.classes.iter().map(|c| (c.name.clone(), ClassSummary::new(c))).collect(),
             extra: r.extra.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect(),
+            sections: r
+                .sections
+                .iter()
+                .map(|(s, fields)| {
+                    (s.clone(), fields.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect())
+                })
+                .collect(),
             expectations: Vec::new(),
         }
     }
@@ -222,6 +233,7 @@ impl Summary {
             services: scenario.services.keys().map(|k| (k.clone(), Default::default())).collect(),
             queue_operations: 0,
             extra: extra.iter().map(|k| (k.to_string(), 0.0)).collect(),
+            sections: Default::default(),
             timeseries: Vec::new(),
             interval: scenario.interval,
             faults: Vec::new(),

@@ -302,6 +302,8 @@ pub struct RunResults {
     pub queue_operations: u64,
     /// Pattern-specific counters (e.g. `retry.attempts_max`), by dotted name.
     pub extra: BTreeMap<String, f64>,
+    /// The pattern's own summary section (`breaker.opened` ...): section -> field -> value.
+    pub sections: BTreeMap<String, BTreeMap<String, f64>>,
     /// One row per interval.
     pub timeseries: Vec<IntervalRow>,
     /// The interval length.

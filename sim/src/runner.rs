@@ -12,6 +12,7 @@ use crate::spec::{FaultKind, Plan, Scenario};
 use crate::time::{Nanos, SimTime};
 use crate::topology::Topology;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Options that change what a run records, never what it simulates.
@@ -216,7 +217,17 @@ fn collect(lp: Rc<Loop>, outcome: RunOutcome, scaling: ScalingResults) -> Run {
     let sim_time = t.sim.now_ns();
     let services = t.services.stats();
     let cost = t.cost.bill(queue_operations, sim_time);
-    let extra = t.counters();
+    let section = patterns::lookup(t.scenario.pattern).section;
+    let mut extra = t.counters();
+    let mut sections: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    if let Some(name) = section {
+        let prefix = format!("{name}.");
+        let (mine, rest): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            extra.into_iter().partition(|(k, _)| k.starts_with(&prefix));
+        let fields = mine.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect();
+        sections.insert(name.to_string(), fields);
+        extra = rest;
+    }
     drop(queues);
     let (meters, scenario) = t.into_parts();
     let meters = Rc::try_unwrap(meters).unwrap_or_else(|_| panic!("meters still shared"));
@@ -249,6 +260,7 @@ fn collect(lp: Rc<Loop>, outcome: RunOutcome, scaling: ScalingResults) -> Run {
         services,
         queue_operations,
         extra,
+        sections,
         timeseries: finished.rows,
         interval: scenario.interval,
         faults: scenario

@@ -188,6 +188,7 @@ pub fn results() -> RunResults {
         },
         web: None,
         classes: Vec::new(),
+        sections: Default::default(),
         violations: Vec::new(),
     }
 }

@@ -32,6 +32,7 @@ pub const KIND: PatternKind = PatternKind::named("competing-consumers");
 pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "N instances, batch receive, redelivery after a crash, poison to the DLQ",
+    section: None,
     hosted: true,
     table: None,
     build,

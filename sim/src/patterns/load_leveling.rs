@@ -30,6 +30,7 @@ pub const KIND: PatternKind = PatternKind::named("load-leveling");
 pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "an API answers at once while the queue absorbs a burst",
+    section: None,
     hosted: true,
     table: None,
     build,

@@ -31,6 +31,10 @@ pub struct Pattern {
     /// Whether the pattern's consumers run on the scenario's hosting plan (`[consumer]
     /// hosting`, `[scaling]`); a pattern that is not hosted runs on a fixed worker.
     pub hosted: bool,
+    /// The pattern's section in `summary.json` (`breaker`, `saga`, ...): its counters named
+    /// `<section>.<field>` ([`Topology::count`]) appear there. `None`: its counters go to
+    /// `extra`.
+    pub section: Option<&'static str>,
     /// The pattern's own settings table, if it has one.
     pub table: Option<SettingsTable>,
     /// Adds the pattern's components to the topology and spawns its processes.

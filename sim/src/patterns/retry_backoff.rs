@@ -59,6 +59,7 @@ pub const KIND: PatternKind = PatternKind::named("retry-backoff");
 pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "store the intent, poll for due jobs, exponential backoff",
+    section: None,
     hosted: false,
     table: Some(SettingsTable { name: "retry_backoff", read }),
     build,
