@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
+//! | [`lanes`] | a queue's waiting line split by class (strict priority), and how long each class starves |
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
@@ -16,6 +17,7 @@
 
 pub mod cost;
 pub mod host;
+pub mod lanes;
 pub mod meters;
 pub mod queue;
 pub mod retry;

@@ -29,6 +29,7 @@
 
 use crate::engine::{Sim, TaskId, WaitList};
 use crate::ledger::{Exit, Holder, Message};
+use crate::model::lanes::{Lanes, Requeue, Starvation};
 use crate::model::meters::{Event, Lat, Meters};
 use crate::spec::{QueueKind, QueueSpec};
 use crate::time::{Nanos, SimTime};
@@ -91,7 +92,10 @@ pub struct QueueStats {
 struct Inner {
     msgs: Vec<Msg>,
     free: Vec<u32>,
-    visible: VecDeque<u32>,
+    /// The visible messages (one FIFO lane unless [`Queue::set_lanes`] split them).
+    visible: Lanes,
+    /// How long each class waits unreceived, when watched ([`Queue::watch_starvation`]).
+    watch: Option<Starvation>,
     locks: VecDeque<(Nanos, u32, u32)>,
     delayed: VecDeque<(Nanos, u32, u32)>,
     held: u64,
@@ -139,7 +143,8 @@ impl Queue {
             inner: RefCell::new(Inner {
                 msgs: Vec::new(),
                 free: Vec::new(),
-                visible: VecDeque::new(),
+                visible: Lanes::one(),
+                watch: None,
                 locks: VecDeque::new(),
                 delayed: VecDeque::new(),
                 held: 0,
@@ -158,6 +163,34 @@ impl Queue {
     /// The queue's settings.
     pub fn spec(&self) -> &QueueSpec {
         &self.spec
+    }
+
+    /// Splits the visible messages into `lanes` (by class, highest first), and says where
+    /// a released message goes. Call before the first send.
+    pub fn set_lanes(&self, lanes: Lanes) {
+        let mut q = self.inner.borrow_mut();
+        debug_assert!(q.visible.is_empty(), "lanes are set before the first send");
+        q.visible = lanes;
+    }
+
+    /// Watches how long each class waits with messages visible and none received.
+    pub fn watch_starvation(&self, watch: Starvation) {
+        self.inner.borrow_mut().watch = Some(watch);
+    }
+
+    /// The longest time `class` waited so far with messages visible and none received (0
+    /// when not watched).
+    pub fn starved(&self, class: u8) -> Nanos {
+        let q = self.inner.borrow();
+        q.watch.as_ref().map_or(0, |w| w.longest(class, self.sim.now_ns()))
+    }
+
+    /// Reports the watched stretches still open now (at the end of a run) as ended.
+    pub fn close_starvation(&self) {
+        let now = self.sim.now_ns();
+        if let Some(w) = self.inner.borrow_mut().watch.as_mut() {
+            w.close_open(now);
+        }
     }
 
     /// Starts the keeper process that expires locks and releases delayed messages.
@@ -190,6 +223,7 @@ impl Queue {
         }
         {
             let mut q = self.inner.borrow_mut();
+            let class = msg.class;
             let m = Msg {
                 msg,
                 deliveries: 0,
@@ -213,7 +247,10 @@ impl Queue {
                     (q.msgs.len() - 1) as u32
                 }
             };
-            q.visible.push_back(index);
+            q.visible.push_back(index, class);
+            if let Some(w) = q.watch.as_mut() {
+                w.visible(class, now);
+            }
             q.held += 1;
             q.backlog.add(now, 1);
             self.meters.backlog_changed(now, 1);
@@ -226,17 +263,25 @@ impl Queue {
     /// are dropped (TTL). Counts one broker operation, even when nothing is received.
     pub fn try_receive(&self, max: u32, holder: u32, out: &mut Vec<Delivery>) {
         let now = self.sim.now_ns();
-        let mut q = self.inner.borrow_mut();
+        let mut guard = self.inner.borrow_mut();
+        let q = &mut *guard;
         q.operations += 1;
         let mut expired = Vec::new();
+        let mut deepest = 0;
         while out.len() < max as usize {
-            let Some(slot) = q.visible.pop_front() else {
+            let Some((slot, lane)) = q.visible.pop_front() else {
                 break;
             };
+            deepest = deepest.max(lane);
             let vt = self.spec.visibility_timeout;
             let m = &mut q.msgs[slot as usize];
             debug_assert_eq!(m.state, State::Visible);
-            if self.spec.ttl.is_some_and(|ttl| now >= m.msg.accepted_at.saturating_add(ttl)) {
+            let expires =
+                self.spec.ttl.is_some_and(|ttl| now >= m.msg.accepted_at.saturating_add(ttl));
+            if let Some(w) = q.watch.as_mut() {
+                w.gone(m.msg.class, now, !expires);
+            }
+            if expires {
                 expired.push(m.msg);
                 q.free_slot(slot);
                 q.held -= 1;
@@ -256,8 +301,12 @@ impl Queue {
             self.meters.backlog_changed(now, -1);
             out.push(d);
         }
+        // A receiver of several class queues asks each in turn, highest first, down to the
+        // one that filled its batch (or all of them).
+        let asked = if out.len() < max as usize { q.visible.count() } else { deepest + 1 };
+        q.operations += asked as u64 - 1;
         let wake_keeper = !out.is_empty() && q.keeper_armed <= now;
-        drop(q);
+        drop(guard);
         for msg in &expired {
             self.meters.exit(msg, Holder::Queue, Exit::Expired);
         }
@@ -393,9 +442,17 @@ impl Queue {
             return;
         }
         q.msgs[slot as usize].state = State::Visible;
-        match self.spec.kind {
-            QueueKind::ServiceBus => q.visible.push_front(slot),
-            QueueKind::StorageQueue => q.visible.push_back(slot),
+        let requeue = q.visible.requeue().unwrap_or(match self.spec.kind {
+            QueueKind::ServiceBus => Requeue::Front,
+            QueueKind::StorageQueue => Requeue::Back,
+        });
+        let class = m.msg.class;
+        match requeue {
+            Requeue::Front => q.visible.push_front(slot, class),
+            Requeue::Back => q.visible.push_back(slot, class),
+        }
+        if let Some(w) = q.watch.as_mut() {
+            w.visible(class, now);
         }
         drop(q);
         self.arrivals.notify_one(&self.sim);
@@ -459,7 +516,10 @@ impl Queue {
             }
             q.delayed.pop_front();
             q.msgs[slot as usize].state = State::Visible;
-            q.visible.push_back(slot);
+            q.visible.push_back(slot, m.msg.class);
+            if let Some(w) = q.watch.as_mut() {
+                w.visible(m.msg.class, now);
+            }
             drop(q);
             self.arrivals.notify_one(&self.sim);
         }
@@ -496,24 +556,29 @@ impl Queue {
         let mut expired = Vec::new();
         {
             let mut q = self.inner.borrow_mut();
-            let mut keep = VecDeque::new();
-            while let Some(&slot) = q.visible.front() {
-                let m = q.msgs[slot as usize];
-                if now >= m.msg.accepted_at.saturating_add(ttl) {
-                    q.visible.pop_front();
-                    q.free_slot(slot);
-                    q.held -= 1;
-                    q.backlog.add(now, -1);
-                    self.meters.backlog_changed(now, -1);
-                    expired.push(m.msg);
-                } else if all {
-                    keep.push_back(q.visible.pop_front().expect("front"));
-                } else {
-                    break;
+            for lane in 0..q.visible.count() {
+                let mut keep = VecDeque::new();
+                while let Some(slot) = q.visible.front_of(lane) {
+                    let m = q.msgs[slot as usize];
+                    if now >= m.msg.accepted_at.saturating_add(ttl) {
+                        q.visible.pop_front_of(lane);
+                        q.free_slot(slot);
+                        q.held -= 1;
+                        q.backlog.add(now, -1);
+                        if let Some(w) = q.watch.as_mut() {
+                            w.gone(m.msg.class, now, false);
+                        }
+                        self.meters.backlog_changed(now, -1);
+                        expired.push(m.msg);
+                    } else if all {
+                        keep.push_back(q.visible.pop_front_of(lane).expect("front"));
+                    } else {
+                        break;
+                    }
                 }
-            }
-            if all {
-                q.visible = keep;
+                if all {
+                    q.visible.replace_lane(lane, keep);
+                }
             }
         }
         for msg in &expired {
