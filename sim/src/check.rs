@@ -8,6 +8,8 @@
 
 use crate::time::Nanos;
 
+pub mod priority;
+
 /// A broken guarantee, found by a checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {

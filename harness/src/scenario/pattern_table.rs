@@ -8,7 +8,8 @@ use super::file::{Raw, S};
 use super::values::{self, Res};
 use sim::dist::Dist;
 use sim::patterns::{Pattern, REGISTRY};
-use sim::spec::table::{PatternTable, TableError, TableReader, TableWriter};
+use sim::spec::Scenario;
+use sim::spec::table::{PatternTable, SubTables, TableError, TableReader, TableWriter};
 use sim::time::{Nanos, format_duration};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -22,7 +23,8 @@ pub(crate) fn names() -> Vec<&'static str> {
 
 /// A pattern table taken out of the document before the rest is checked.
 pub(crate) struct Taken<'a> {
-    name: &'static str,
+    /// The table's name (`retry_backoff`; `priority.pools.high` for a sub-table).
+    name: String,
     key_span: Range<usize>,
     value: Spanned<DeValue<'a>>,
 }
@@ -35,15 +37,17 @@ pub(crate) fn take<'a>(root: &mut DeTable<'a>) -> Vec<Taken<'a>> {
         let key = root.keys().find(|k| k.get_ref().as_ref() == name).cloned();
         if let Some(key) = key {
             let value = root.remove(&key).expect("the key was just found");
-            taken.push(Taken { name, key_span: key.span(), value });
+            taken.push(Taken { name: name.to_string(), key_span: key.span(), value });
         }
     }
     taken
 }
 
 /// Reads the table of `pattern` from `taken`; a table of another pattern is an error.
+/// `scenario` is the rest of the file, resolved (for keys that name its classes).
 pub(crate) fn read(
     src: &Source<'_>,
+    scenario: &Scenario,
     pattern: &Pattern,
     taken: Vec<Taken<'_>>,
 ) -> Res<PatternTable> {
@@ -58,9 +62,7 @@ pub(crate) fn read(
                 .at(t.key_span, format!("[{}] is the table of pattern `{owner}`", t.name))
                 .note(format!("this scenario runs `{}`", pattern.kind.name())));
         };
-        let entries = entries(src, &t)?;
-        let mut reader =
-            Reader { src, table: t.name, span: t.value.span(), entries, asked: BTreeSet::new() };
+        let mut reader = Reader::new(src, scenario, &t)?;
         let settings = (table.read)(&mut reader).map_err(into_scenario_error)?;
         reader.unknown_keys()?;
         out = PatternTable(Some(settings));
@@ -75,7 +77,7 @@ fn entries(src: &Source<'_>, t: &Taken<'_>) -> Res<Entries> {
         return Err(src.at(span, format!("`{}` must be a table: [{}]", t.name, t.name)));
     };
     let mut wrapper = DeTable::new();
-    wrapper.insert(Spanned::new(t.key_span.clone(), t.name.into()), t.value.clone());
+    wrapper.insert(Spanned::new(t.key_span.clone(), t.name.clone().into()), t.value.clone());
     let parsed: BTreeMap<String, BTreeMap<S<String>, S<toml::Value>>> =
         serde::Deserialize::deserialize(toml::de::Deserializer::from(Spanned::new(
             span.clone(),
@@ -100,16 +102,30 @@ fn wrap(e: ScenarioError) -> TableError {
 /// A table's entries by key: the key's span and the value with its span.
 type Entries = BTreeMap<String, (Range<usize>, S<toml::Value>)>;
 
-/// Reads one pattern table for its pattern.
-struct Reader<'s, 'a> {
+/// Reads one pattern table (or one of its sub-tables) for its pattern.
+struct Reader<'s, 'a, 'v> {
     src: &'s Source<'a>,
-    table: &'static str,
+    scenario: &'s Scenario,
+    table: String,
     span: Range<usize>,
     entries: Entries,
+    /// The table as parsed, for its sub-tables.
+    raw: Spanned<DeValue<'v>>,
     asked: BTreeSet<String>,
 }
 
-impl Reader<'_, '_> {
+impl<'s, 'a, 'v> Reader<'s, 'a, 'v> {
+    fn new(src: &'s Source<'a>, scenario: &'s Scenario, t: &Taken<'v>) -> Res<Self> {
+        Ok(Reader {
+            src,
+            scenario,
+            table: t.name.clone(),
+            span: t.value.span(),
+            entries: entries(src, t)?,
+            raw: t.value.clone(),
+            asked: BTreeSet::new(),
+        })
+    }
     /// The scalar at `key`, as the loader's other tables see it.
     fn raw(&mut self, key: &str) -> Result<Option<S<Raw>>, TableError> {
         self.asked.insert(key.to_string());
@@ -161,7 +177,7 @@ impl Reader<'_, '_> {
     }
 }
 
-impl TableReader for Reader<'_, '_> {
+impl TableReader for Reader<'_, '_, '_> {
     fn duration(&mut self, key: &str) -> Result<Option<Nanos>, TableError> {
         self.read(key, values::duration)
     }
@@ -215,6 +231,34 @@ impl TableReader for Reader<'_, '_> {
     fn invalid(&self, key: &str, message: &str) -> TableError {
         let at = self.entries.get(key).map_or(self.span.clone(), |(_, v)| v.span());
         wrap(self.src.at(at, message.to_string()))
+    }
+
+    fn tables(&mut self, key: &str, read: &mut SubTables<'_>) -> Result<bool, TableError> {
+        self.asked.insert(key.to_string());
+        let DeValue::Table(table) = self.raw.get_ref() else { return Ok(false) };
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+            return Ok(false);
+        };
+        let full = self.key(key);
+        let DeValue::Table(subs) = value.get_ref() else {
+            let msg = format!("`{full}` must be a table of tables: [{full}.<name>]");
+            return Err(wrap(self.src.at(value.span(), msg)));
+        };
+        for (name, sub) in subs.iter() {
+            let t = Taken {
+                name: format!("{full}.{}", name.get_ref()),
+                key_span: name.span(),
+                value: sub.clone(),
+            };
+            let mut reader = Reader::new(self.src, self.scenario, &t).map_err(wrap)?;
+            read(name.get_ref(), &mut reader)?;
+            reader.unknown_keys().map_err(wrap)?;
+        }
+        Ok(true)
+    }
+
+    fn scenario(&self) -> Option<&Scenario> {
+        Some(self.scenario)
     }
 }
 

@@ -260,7 +260,9 @@ mod tests {
         assert_eq!((l.count(), l.lane(0), l.lane(1), l.lane(7)), (2, 1, 0, 1));
     }
 
-    fn watch() -> (Starvation, Rc<RefCell<Vec<(u8, Nanos)>>>) {
+    type Seen = Rc<RefCell<Vec<(u8, Nanos)>>>;
+
+    fn watch() -> (Starvation, Seen) {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let s = seen.clone();
         (Starvation::new(2, Box::new(move |c, n| s.borrow_mut().push((c, n)))), seen)

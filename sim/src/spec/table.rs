@@ -9,6 +9,7 @@
 //! ([`PatternTable`]) so that `spec` does not depend on the patterns.
 
 use crate::dist::Dist;
+use crate::spec::Scenario;
 use crate::time::Nanos;
 use std::any::Any;
 use std::fmt;
@@ -42,7 +43,22 @@ pub trait TableReader {
     /// An error about `key` (for checks across keys), positioned at its value when present,
     /// else at the table.
     fn invalid(&self, key: &str, message: &str) -> TableError;
+    /// The named sub-tables of `key` (`[<table>.<key>.<name>]`, e.g. `[priority.pools.high]`):
+    /// `read(name, reader)` reads each with a reader of its own, which reports its unknown
+    /// keys like any table's. `Ok(false)` when `key` is absent.
+    fn tables(&mut self, key: &str, read: &mut SubTables<'_>) -> Result<bool, TableError> {
+        let _ = read;
+        Err(self.invalid(key, "sub-tables are not read here"))
+    }
+    /// The scenario this table belongs to, resolved but for the pattern table (for keys
+    /// that name its classes or services). `None` where no scenario is at hand.
+    fn scenario(&self) -> Option<&Scenario> {
+        None
+    }
 }
+
+/// Reads one named sub-table (see [`TableReader::tables`]).
+pub type SubTables<'r> = dyn FnMut(&str, &mut dyn TableReader) -> Result<(), TableError> + 'r;
 
 /// Prints the keys of one table back, in the file's units.
 pub trait TableWriter {
