@@ -411,11 +411,15 @@ fn required_keys_and_the_pattern_name_are_checked() {
          e.g. pattern = \"competing-consumers\""
     );
     let text = MINIMAL.replace("load-leveling", "competing-consumer");
+    let names: Vec<&str> = sim::patterns::REGISTRY.iter().map(|p| p.kind.name()).collect();
+    assert!(names.starts_with(&["load-leveling", "competing-consumers", "retry-backoff"]));
     assert_eq!(
         load_text(&text).unwrap_err().to_string(),
-        "scenarios/x.toml:3:11: error: unknown pattern \"competing-consumer\"\n  \
-         expected one of: load-leveling, competing-consumers, retry-backoff\n  \
-         did you mean `competing-consumers`?"
+        format!(
+            "scenarios/x.toml:3:11: error: unknown pattern \"competing-consumer\"\n  \
+             expected one of: {}\n  did you mean `competing-consumers`?",
+            names.join(", ")
+        )
     );
 }
 
