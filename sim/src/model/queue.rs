@@ -66,7 +66,7 @@ struct Msg {
 /// A message handed to a handler: the lock on one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivery {
-    slot: u32,
+    cell: u32,
     token: u32,
     /// The message.
     pub msg: Message,
@@ -108,14 +108,14 @@ struct Inner {
 }
 
 impl Inner {
-    /// A message leaves the queue (completed, dead-lettered or expired): its slot is free.
-    fn free_slot(&mut self, slot: u32) {
-        let m = self.msgs[slot as usize];
+    /// A message leaves the queue (completed, dead-lettered or expired): its cell is free.
+    fn free_cell(&mut self, cell: u32) {
+        let m = self.msgs[cell as usize];
         if m.late {
             self.late.insert(m.msg.id, m.handled > 0);
         }
-        self.msgs[slot as usize].state = State::Free;
-        self.free.push(slot);
+        self.msgs[cell as usize].state = State::Free;
+        self.free.push(cell);
     }
 }
 
@@ -230,15 +230,15 @@ impl Queue {
         q.operations += 1;
         let mut expired = Vec::new();
         while out.len() < max as usize {
-            let Some(slot) = q.visible.pop_front() else {
+            let Some(cell) = q.visible.pop_front() else {
                 break;
             };
             let vt = self.spec.visibility_timeout;
-            let m = &mut q.msgs[slot as usize];
+            let m = &mut q.msgs[cell as usize];
             debug_assert_eq!(m.state, State::Visible);
             if self.spec.ttl.is_some_and(|ttl| now >= m.msg.accepted_at.saturating_add(ttl)) {
                 expired.push(m.msg);
-                q.free_slot(slot);
+                q.free_cell(cell);
                 q.held -= 1;
                 q.backlog.add(now, -1);
                 self.meters.backlog_changed(now, -1);
@@ -249,8 +249,8 @@ impl Queue {
             m.state = State::Locked;
             m.delivered_at = now;
             m.holder = holder;
-            let d = Delivery { slot, token: m.token, msg: m.msg, delivery_count: m.deliveries };
-            q.locks.push_back((now + vt, slot, d.token));
+            let d = Delivery { cell, token: m.token, msg: m.msg, delivery_count: m.deliveries };
+            q.locks.push_back((now + vt, cell, d.token));
             q.locked += 1;
             q.backlog.add(now, -1);
             self.meters.backlog_changed(now, -1);
@@ -287,7 +287,7 @@ impl Queue {
     }
 
     fn lookup<'a>(q: &'a mut Inner, d: &Delivery) -> Option<&'a mut Msg> {
-        let m = q.msgs.get_mut(d.slot as usize)?;
+        let m = q.msgs.get_mut(d.cell as usize)?;
         (m.state != State::Free && m.msg.id == d.msg.id).then_some(m)
     }
 
@@ -315,7 +315,7 @@ impl Queue {
         let duplicate = m.handled > 1;
         let ok = m.state == State::Locked && m.token == d.token;
         if ok {
-            q.free_slot(d.slot);
+            q.free_cell(d.cell);
             q.held -= 1;
             q.locked -= 1;
         }
@@ -343,7 +343,7 @@ impl Queue {
                 q.locked -= 1;
                 drop(q);
                 self.meters.trace(&d.msg, Event::Abandoned);
-                self.release(d.slot, self.spec.abandon_delay);
+                self.release(d.cell, self.spec.abandon_delay);
                 Ok(())
             }
             _ => Err(Settle::LockLost),
@@ -362,18 +362,18 @@ impl Queue {
             q.locked -= 1;
             drop(q);
             self.meters.trace(&d.msg, Event::Released);
-            self.release(d.slot, 0);
+            self.release(d.cell, 0);
         }
     }
 
     /// Makes a message that just stopped being locked visible again (after `delay`), or
     /// dead-letters it at its last delivery.
-    fn release(&self, slot: u32, delay: Nanos) {
+    fn release(&self, cell: u32, delay: Nanos) {
         let now = self.sim.now_ns();
         let mut q = self.inner.borrow_mut();
-        let m = q.msgs[slot as usize];
+        let m = q.msgs[cell as usize];
         if m.deliveries >= self.spec.max_delivery_count {
-            q.free_slot(slot);
+            q.free_cell(cell);
             q.held -= 1;
             drop(q);
             self.meters.exit(&m.msg, Holder::Queue, Exit::DeadLettered);
@@ -382,9 +382,9 @@ impl Queue {
         q.backlog.add(now, 1);
         self.meters.backlog_changed(now, 1);
         if delay > 0 && self.spec.kind == QueueKind::StorageQueue {
-            q.msgs[slot as usize].state = State::Delayed;
+            q.msgs[cell as usize].state = State::Delayed;
             let due = now + delay;
-            q.delayed.push_back((due, slot, m.token));
+            q.delayed.push_back((due, cell, m.token));
             let wake = q.keeper_armed <= now || due < q.keeper_armed;
             drop(q);
             if wake {
@@ -392,10 +392,10 @@ impl Queue {
             }
             return;
         }
-        q.msgs[slot as usize].state = State::Visible;
+        q.msgs[cell as usize].state = State::Visible;
         match self.spec.kind {
-            QueueKind::ServiceBus => q.visible.push_front(slot),
-            QueueKind::StorageQueue => q.visible.push_back(slot),
+            QueueKind::ServiceBus => q.visible.push_front(cell),
+            QueueKind::StorageQueue => q.visible.push_back(cell),
         }
         drop(q);
         self.arrivals.notify_one(&self.sim);
@@ -413,10 +413,10 @@ impl Queue {
         let mut next = None;
         loop {
             let mut q = self.inner.borrow_mut();
-            let Some(&(due, slot, token)) = q.locks.front() else {
+            let Some(&(due, cell, token)) = q.locks.front() else {
                 break;
             };
-            let m = q.msgs[slot as usize];
+            let m = q.msgs[cell as usize];
             if !(m.state == State::Locked && m.token == token) {
                 q.locks.pop_front(); // settled already
                 continue;
@@ -432,23 +432,23 @@ impl Queue {
             if renewing {
                 // The receiver renews the lock before it lapses (a new expiry at now + lock
                 // duration is never earlier than any lock taken before now: FIFO holds).
-                q.locks.push_back((now + self.spec.visibility_timeout, slot, token));
+                q.locks.push_back((now + self.spec.visibility_timeout, cell, token));
                 continue;
             }
             q.locked -= 1;
             if !q.gone.contains(&m.holder) {
-                q.msgs[slot as usize].late = true; // its handler lives on and may still finish
+                q.msgs[cell as usize].late = true; // its handler lives on and may still finish
             }
             drop(q);
             self.meters.trace(&m.msg, Event::LockExpired);
-            self.release(slot, 0);
+            self.release(cell, 0);
         }
         loop {
             let mut q = self.inner.borrow_mut();
-            let Some(&(due, slot, token)) = q.delayed.front() else {
+            let Some(&(due, cell, token)) = q.delayed.front() else {
                 break;
             };
-            let m = q.msgs[slot as usize];
+            let m = q.msgs[cell as usize];
             if !(m.state == State::Delayed && m.token == token) {
                 q.delayed.pop_front();
                 continue;
@@ -458,8 +458,8 @@ impl Queue {
                 break;
             }
             q.delayed.pop_front();
-            q.msgs[slot as usize].state = State::Visible;
-            q.visible.push_back(slot);
+            q.msgs[cell as usize].state = State::Visible;
+            q.visible.push_back(cell);
             drop(q);
             self.arrivals.notify_one(&self.sim);
         }
@@ -497,11 +497,11 @@ impl Queue {
         {
             let mut q = self.inner.borrow_mut();
             let mut keep = VecDeque::new();
-            while let Some(&slot) = q.visible.front() {
-                let m = q.msgs[slot as usize];
+            while let Some(&cell) = q.visible.front() {
+                let m = q.msgs[cell as usize];
                 if now >= m.msg.accepted_at.saturating_add(ttl) {
                     q.visible.pop_front();
-                    q.free_slot(slot);
+                    q.free_cell(cell);
                     q.held -= 1;
                     q.backlog.add(now, -1);
                     self.meters.backlog_changed(now, -1);
