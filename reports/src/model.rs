@@ -178,8 +178,14 @@ impl Summary {
                 .services
                 .iter()
                 .map(|(k, s)| {
-                    let v =
-                        ServiceSummary { calls: s.calls, errors: s.errors, timeouts: s.timeouts };
+                    let v = ServiceSummary {
+                        calls: s.calls,
+                        errors: s.errors,
+                        timeouts: s.timeouts,
+                        throttled: s.throttled,
+                        queued: s.queued,
+                        waiting_peak: s.waiting_peak,
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -459,6 +465,15 @@ pub struct ServiceSummary {
     pub errors: u64,
     /// Of the errors, calls that hit the timeout.
     pub timeouts: u64,
+    /// Of the errors, calls refused at the service's `max_concurrency` (HTTP 429).
+    #[serde(default)]
+    pub throttled: u64,
+    /// Calls that waited for a free slot at the service's `max_concurrency`.
+    #[serde(default)]
+    pub queued: u64,
+    /// Most calls waiting for a slot at once.
+    #[serde(default)]
+    pub waiting_peak: u64,
 }
 
 /// The broker.

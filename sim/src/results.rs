@@ -189,6 +189,12 @@ pub struct ServiceStats {
     pub errors: u64,
     /// Of the errors, calls that hit the timeout.
     pub timeouts: u64,
+    /// Of the errors, calls refused at `max_concurrency` (HTTP 429).
+    pub throttled: u64,
+    /// Calls that had to wait for a free slot at `max_concurrency`.
+    pub queued: u64,
+    /// Most calls waiting for a slot at once.
+    pub waiting_peak: u64,
 }
 
 /// The bill of a run (see `sim::model::cost` for the rules).

@@ -119,7 +119,7 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
     let mut services = BTreeMap::new();
     services.insert(
         "flaky".to_string(),
-        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.0, timeout: None },
+        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), ..Default::default() },
     );
     let s = Scenario {
         seed,

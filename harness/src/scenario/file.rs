@@ -197,6 +197,9 @@ pub(crate) struct ServiceFile {
     pub latency: Field,
     pub error_rate: Field,
     pub timeout: Field,
+    pub max_concurrency: Field,
+    pub over_limit: Field,
+    pub retry_after: Field,
 }
 
 /// `[retry]`.

@@ -4,8 +4,8 @@
 
 use super::diagnose::key_text;
 use sim::spec::{
-    Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, Plan,
-    Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, OverLimit,
+    Plan, Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -226,6 +226,18 @@ fn service(out: &mut Out, name: &str, s: &ServiceSpec) {
     match s.timeout {
         Some(t) => out.dur("timeout", t),
         None => out.str("timeout", "never"),
+    }
+    if let Some(n) = s.max_concurrency {
+        out.raw("max_concurrency", n);
+        match s.over_limit {
+            OverLimit::Wait => out.str("over_limit", "wait"),
+            OverLimit::Reject { retry_after } => {
+                out.str("over_limit", "reject");
+                if let Some(r) = retry_after {
+                    out.dur("retry_after", r);
+                }
+            }
+        }
     }
 }
 

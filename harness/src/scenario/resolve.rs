@@ -10,8 +10,8 @@ use super::file::{Raw, WorkloadFile};
 use super::values::*;
 use super::workload;
 use sim::spec::{
-    ApiSpec, Backoff, ConsumerSpec, Expectation, QueueKind, QueueSpec, RetrySpec, Scenario,
-    ServiceSpec, WorkloadSpec,
+    ApiSpec, Backoff, ConsumerSpec, Expectation, OverLimit, QueueKind, QueueSpec, RetrySpec,
+    Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
 use std::collections::BTreeMap;
@@ -253,6 +253,33 @@ fn service(src: &Source<'_>, name: &str, sf: &ServiceFile) -> Res<ServiceSpec> {
             .unwrap_or(d.error_rate),
         timeout: opt(&sf.timeout, |v| duration_or_never(src, v, &key("timeout")))?
             .unwrap_or(d.timeout),
+        max_concurrency: opt(&sf.max_concurrency, |v| count(src, v, &key("max_concurrency"), 1))?,
+        over_limit: over_limit(src, sf, &key)?,
+    })
+}
+
+/// `over_limit` ("wait" or "reject") and `retry_after` (only with "reject"); both only with
+/// `max_concurrency`, which they would otherwise be ignored without.
+fn over_limit(src: &Source<'_>, sf: &ServiceFile, key: &dyn Fn(&str) -> String) -> Res<OverLimit> {
+    let names = ["wait", "reject"];
+    let mode = opt(&sf.over_limit, |v| choice(src, v, &key("over_limit"), &names))?;
+    let retry_after = opt(&sf.retry_after, |v| positive_duration(src, v, &key("retry_after")))?;
+    if sf.max_concurrency.is_none()
+        && let Some(v) = sf.over_limit.as_ref().or(sf.retry_after.as_ref())
+    {
+        return Err(src
+            .at(v.span(), format!("`{}` needs `{}`", key("over_limit"), key("max_concurrency")))
+            .note("without a concurrency limit no call is ever over it"));
+    }
+    if let (Some(v), false) = (&sf.retry_after, mode == Some("reject")) {
+        let msg = format!("`{}` applies only with over_limit = \"reject\"", key("retry_after"));
+        return Err(src
+            .at(v.span(), msg)
+            .note("a call that waits for a free slot gets no Retry-After"));
+    }
+    Ok(match mode {
+        Some("reject") => OverLimit::Reject { retry_after },
+        _ => OverLimit::Wait,
     })
 }
 

@@ -130,8 +130,10 @@ pub fn results() -> RunResults {
     latency.insert("handler".to_string(), hist(&mut rng, 6_100, 60.0, 900.0));
     latency.insert("accept".to_string(), hist(&mut rng, 6_000, 5.0, 10.0));
     let mut services = BTreeMap::new();
-    services
-        .insert("payments".to_string(), ServiceStats { calls: 6_420, errors: 545, timeouts: 3 });
+    services.insert(
+        "payments".to_string(),
+        ServiceStats { calls: 6_420, errors: 545, timeouts: 3, ..Default::default() },
+    );
     let mut extra = BTreeMap::new();
     extra.insert("retry.attempts_max".to_string(), 4.0);
     RunResults {

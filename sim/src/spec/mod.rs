@@ -321,12 +321,37 @@ pub struct ServiceSpec {
     pub error_rate: f64,
     /// Calls slower than this fail with a timeout at this time; `None` = no timeout.
     pub timeout: Option<Nanos>,
+    /// Calls in progress at once (a database's connection pool, a partner's concurrency
+    /// quota); `None` = unlimited.
+    pub max_concurrency: Option<u32>,
+    /// What a call beyond `max_concurrency` gets.
+    pub over_limit: OverLimit,
 }
 
 impl Default for ServiceSpec {
     fn default() -> Self {
-        ServiceSpec { latency: Dist::Exp { mean: 50 * NS_PER_MS }, error_rate: 0.0, timeout: None }
+        ServiceSpec {
+            latency: Dist::Exp { mean: 50 * NS_PER_MS },
+            error_rate: 0.0,
+            timeout: None,
+            max_concurrency: None,
+            over_limit: OverLimit::Wait,
+        }
     }
+}
+
+/// What a service does with a call beyond its `max_concurrency`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverLimit {
+    /// The call waits (first come, first served) until a call in progress ends: latency
+    /// grows with the queue at the service.
+    Wait,
+    /// The call fails at once as throttled (HTTP 429), with a `Retry-After` hint when given
+    /// (an in-process retry then waits at least that long).
+    Reject {
+        /// The `Retry-After` the service answers with, if any.
+        retry_after: Option<Nanos>,
+    },
 }
 
 /// How delays between retries grow.
