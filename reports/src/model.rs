@@ -643,6 +643,7 @@ impl FaultWindow {
         let (from, to) = kind.window();
         let detail = match kind {
             FaultKind::Outage { .. } => String::new(),
+            FaultKind::RenewalFailure { .. } => "lock renewals fail".into(),
             FaultKind::Latency { add, .. } => format!("+{}", format_duration(*add)),
             FaultKind::ErrorRate { error_rate, .. } => format!("error rate {error_rate}"),
             FaultKind::Crash { instances, restart_after, .. } => {

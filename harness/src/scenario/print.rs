@@ -154,7 +154,10 @@ fn queue(out: &mut Out, q: &QueueSpec) {
     out.raw("capacity", q.capacity);
     out.dur("abandon_delay", q.abandon_delay);
     out.dur("max_polling_interval", q.max_polling_interval);
-    out.dur("lock_renewal", q.lock_renewal);
+    match q.lock_renewal {
+        QueueSpec::RENEW_UNLIMITED => out.str("lock_renewal", "unlimited"),
+        d => out.dur("lock_renewal", d),
+    }
     match q.new_batch_threshold {
         Some(n) => out.raw("new_batch_threshold", n),
         None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
@@ -257,7 +260,8 @@ fn fault(out: &mut Out, f: &FaultSpec) {
     match f.kind {
         FaultKind::Outage { from, to }
         | FaultKind::Latency { from, to, .. }
-        | FaultKind::ErrorRate { from, to, .. } => {
+        | FaultKind::ErrorRate { from, to, .. }
+        | FaultKind::RenewalFailure { from, to } => {
             out.dur("from", from);
             out.dur("to", to);
         }

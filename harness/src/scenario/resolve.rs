@@ -156,7 +156,11 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
         spec.max_polling_interval = duration_within(src, v, key, (100 * NS_PER_MS, u64::MAX), why)?;
     }
     if let Some(v) = &q.lock_renewal {
-        spec.lock_renewal = duration(src, v, "queue.lock_renewal")?;
+        spec.lock_renewal = match v.get_ref() {
+            Raw::Str(s) if s == "unlimited" => QueueSpec::RENEW_UNLIMITED,
+            _ => duration(src, v, "queue.lock_renewal")
+                .map_err(|e| e.note("or \"unlimited\": renewed for as long as the handler runs"))?,
+        };
     }
     spec.new_batch_threshold =
         opt(&q.new_batch_threshold, |v| count(src, v, "queue.new_batch_threshold", 0))?;

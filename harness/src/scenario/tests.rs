@@ -173,7 +173,8 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
     assert_eq!(
         error_after_minimal("[services.db]\nlatncy = \"1ms\"\n"),
         "scenarios/x.toml:5:1: error: unknown key `latncy` in [services.db]\n  \
-         expected one of: latency, error_rate, timeout\n  did you mean `latency`?"
+         expected one of: latency, error_rate, timeout, max_concurrency, over_limit, retry_after\n  \
+         did you mean `latency`?"
     );
     let e = error_after_minimal("[breakers]\nmax = 3\n");
     assert!(

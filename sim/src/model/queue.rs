@@ -92,7 +92,10 @@ struct Inner {
     msgs: Vec<Msg>,
     free: Vec<u32>,
     visible: VecDeque<u32>,
+    /// Locks by the time of their next renewal decision (`renewal_lead` before expiry).
     locks: VecDeque<(Nanos, u32, u32)>,
+    /// Locks that will not be renewed, by expiry.
+    lapsing: VecDeque<(Nanos, u32, u32)>,
     delayed: VecDeque<(Nanos, u32, u32)>,
     held: u64,
     locked: u64,
@@ -127,6 +130,8 @@ pub struct Queue {
     inner: RefCell<Inner>,
     /// Receivers waiting for a message (Service Bus receive).
     arrivals: WaitList,
+    /// Windows in which lock renewals fail.
+    renewal_failures: RefCell<Vec<(Nanos, Nanos)>>,
 }
 
 impl Queue {
@@ -141,6 +146,7 @@ impl Queue {
                 free: Vec::new(),
                 visible: VecDeque::new(),
                 locks: VecDeque::new(),
+                lapsing: VecDeque::new(),
                 delayed: VecDeque::new(),
                 held: 0,
                 locked: 0,
@@ -152,6 +158,7 @@ impl Queue {
                 late: Default::default(),
             }),
             arrivals: WaitList::new(),
+            renewal_failures: RefCell::new(Vec::new()),
         })
     }
 
@@ -250,7 +257,7 @@ impl Queue {
             m.delivered_at = now;
             m.holder = holder;
             let d = Delivery { cell, token: m.token, msg: m.msg, delivery_count: m.deliveries };
-            q.locks.push_back((now + vt, cell, d.token));
+            q.locks.push_back((now + vt - self.renewal_lead(), cell, d.token));
             q.locked += 1;
             q.backlog.add(now, -1);
             self.meters.backlog_changed(now, -1);
@@ -426,22 +433,42 @@ impl Queue {
                 break;
             }
             q.locks.pop_front();
-            let renewing = self.spec.lock_renewal > 0
+            // The receiver's renewal is due now, `lead` before the lock expires.
+            let lead = self.renewal_lead();
+            let renewing = lead > 0
                 && now < m.delivered_at.saturating_add(self.spec.lock_renewal)
-                && !q.gone.contains(&m.holder);
+                && !q.gone.contains(&m.holder)
+                && !self.renewal_fails(now);
             if renewing {
-                // The receiver renews the lock before it lapses (a new expiry at now + lock
-                // duration is never earlier than any lock taken before now: FIFO holds).
-                q.locks.push_back((now + self.spec.visibility_timeout, cell, token));
+                // Every lock is decided the same `lead` before its expiry, so the next
+                // decision (expiry now + lock duration) keeps the FIFO in time order.
+                q.locks.push_back((now + self.spec.visibility_timeout - lead, cell, token));
                 continue;
             }
-            q.locked -= 1;
-            if !q.gone.contains(&m.holder) {
-                q.msgs[cell as usize].late = true; // its handler lives on and may still finish
+            if lead > 0 {
+                // Not renewed: the lock runs out at its expiry, `lead` from now.
+                q.lapsing.push_back((now + lead, cell, token));
+                continue;
             }
-            drop(q);
-            self.meters.trace(&m.msg, Event::LockExpired);
-            self.release(cell, 0);
+            self.lapse(q, cell);
+        }
+        loop {
+            let q = self.inner.borrow_mut();
+            let Some(&(due, cell, token)) = q.lapsing.front() else {
+                break;
+            };
+            let m = q.msgs[cell as usize];
+            let mut q = q;
+            if !(m.state == State::Locked && m.token == token) {
+                q.lapsing.pop_front(); // settled before its lock ran out
+                continue;
+            }
+            if due > now {
+                next = Some(next.map_or(due, |n: Nanos| n.min(due)));
+                break;
+            }
+            q.lapsing.pop_front();
+            self.lapse(q, cell);
         }
         loop {
             let mut q = self.inner.borrow_mut();
@@ -464,6 +491,43 @@ impl Queue {
             self.arrivals.notify_one(&self.sim);
         }
         next
+    }
+
+    /// How long before a lock's expiry its receiver renews it; 0 = no renewal. Service Bus
+    /// (the SDK's `CalculateRenewDelay`): `min(lock / 2, 10 s)` before it; the storage-queue
+    /// listener: halfway, every `visibility_timeout / 2`.
+    fn renewal_lead(&self) -> Nanos {
+        let lock = self.spec.visibility_timeout;
+        match (self.spec.lock_renewal, self.spec.kind) {
+            (0, _) => 0,
+            (_, QueueKind::ServiceBus) => (lock / 2).min(10 * crate::time::NS_PER_S),
+            (_, QueueKind::StorageQueue) => lock / 2,
+        }
+    }
+
+    /// Whether a renewal attempted now fails (a `renewal-failure` fault window).
+    fn renewal_fails(&self, now: Nanos) -> bool {
+        self.renewal_failures.borrow().iter().any(|&(from, to)| from <= now && now < to)
+    }
+
+    /// Renewals attempted in `[from, to)` fail: the locks they would have extended run out at
+    /// their current expiry, under handlers that keep running (their settle finds the lock
+    /// lost).
+    pub fn fail_renewals(&self, from: Nanos, to: Nanos) {
+        self.renewal_failures.borrow_mut().push((from, to));
+    }
+
+    /// The lock on `cell` has run out: the message becomes visible again (or is
+    /// dead-lettered at its last delivery).
+    fn lapse(&self, mut q: std::cell::RefMut<'_, Inner>, cell: u32) {
+        let m = q.msgs[cell as usize];
+        q.locked -= 1;
+        if !q.gone.contains(&m.holder) {
+            q.msgs[cell as usize].late = true; // its handler lives on and may still finish
+        }
+        drop(q);
+        self.meters.trace(&m.msg, Event::LockExpired);
+        self.release(cell, 0);
     }
 
     /// The keeper process: wakes at the next lock expiry or delayed release (or when told
@@ -642,21 +706,82 @@ mod tests {
         sim.shutdown();
     }
 
-    #[test]
-    fn a_live_receiver_renews_its_lock_until_the_renewal_limit() {
-        let lock = 60 * NS_PER_S;
-        let spec = QueueSpec {
-            visibility_timeout: lock,
-            lock_renewal: 5 * 60 * NS_PER_S,
-            ..QueueSpec::service_bus()
-        };
+    /// When a live handler's lock runs out, for a lock duration and renewal limit.
+    fn lapse_of_a_live_lock(spec: QueueSpec) -> Nanos {
         let (sim, meters, q) = setup(spec);
         send(&meters, &q);
         let _held = receive(&q, 1);
-        sim.run_until(SimTime(4 * lock));
-        assert_eq!(q.backlog(), 0, "renewed while the receiver lives");
-        sim.run_until(SimTime(6 * lock));
-        assert_eq!(q.backlog(), 1, "lapsed once renewal stopped at 5 min");
+        let mut t = 0;
+        while q.backlog() == 0 {
+            t += NS_PER_S;
+            at(&sim, t);
+        }
+        sim.shutdown();
+        t
+    }
+
+    fn at(sim: &Sim, t: Nanos) {
+        let clock = sim.clone();
+        sim.spawn(async move { clock.sleep_until(SimTime(t)).await });
+        sim.run_until(SimTime(t));
+    }
+
+    #[test]
+    fn service_bus_renews_ten_seconds_before_expiry_until_the_renewal_limit() {
+        // The SDK renews min(lock/2, 10 s) before expiry while less than
+        // maxAutoLockRenewalDuration has passed: renewals at 50, 100 ... 250 s for a 60 s
+        // lock, so a live handler loses it at 310 s, not 300 s.
+        let s = NS_PER_S;
+        let sb = |lock: Nanos, limit: Nanos| QueueSpec {
+            visibility_timeout: lock,
+            lock_renewal: limit,
+            ..QueueSpec::service_bus()
+        };
+        assert_eq!(lapse_of_a_live_lock(sb(60 * s, 300 * s)), 310 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(30 * s, 300 * s)), 310 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(300 * s, 300 * s)), 590 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(60 * s, 90 * s)), 110 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(60 * s, 0)), 60 * s);
+    }
+
+    #[test]
+    fn the_storage_queue_listener_renews_visibility_for_as_long_as_the_handler_runs() {
+        let (sim, meters, q) = setup(QueueSpec::storage_queue());
+        send(&meters, &q);
+        let held = receive(&q, 1);
+        at(&sim, 3 * NS_PER_H / 2);
+        assert_eq!(q.backlog(), 0, "still invisible after 90 minutes of a live handler");
+        assert_eq!(q.complete(&held[0]), Ok(()), "and completes on its first delivery");
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_crashed_receivers_storage_queue_message_reappears_ten_minutes_after_the_last_renewal() {
+        let (sim, meters, q) = setup(QueueSpec::storage_queue());
+        send(&meters, &q);
+        let _held = receive(&q, 1);
+        at(&sim, 7 * 60 * NS_PER_S);
+        q.holder_gone(1); // renewed at 5 min, so visible at 15 min
+        at(&sim, 15 * 60 * NS_PER_S - 1);
+        assert_eq!(q.backlog(), 0);
+        at(&sim, 15 * 60 * NS_PER_S);
+        assert_eq!(q.backlog(), 1);
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_failed_renewal_loses_the_lock_under_a_live_handler() {
+        let s = NS_PER_S;
+        let spec = QueueSpec { visibility_timeout: 60 * s, ..QueueSpec::service_bus() };
+        let (sim, meters, q) = setup(spec);
+        q.fail_renewals(90 * s, 110 * s); // the renewal due at 100 s fails
+        send(&meters, &q);
+        let held = receive(&q, 1);
+        at(&sim, 109 * s);
+        assert_eq!(q.backlog(), 0, "renewed at 50 s: locked until 110 s");
+        at(&sim, 110 * s);
+        assert_eq!(q.backlog(), 1, "the 100 s renewal failed: lapsed at 110 s");
+        assert_eq!(q.complete(&held[0]), Err(Settle::LockLost));
         sim.shutdown();
     }
 

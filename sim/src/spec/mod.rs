@@ -227,9 +227,11 @@ pub struct QueueSpec {
     /// (default 60 s, at most 5 min); storage queue visibility timeout set by the Functions
     /// host on receive (default 10 min, which is what a crashed host's messages wait).
     pub visibility_timeout: Nanos,
-    /// Service Bus: the receiver renews a handler's lock until this long after receive
-    /// (Functions `maxAutoLockRenewalDuration`, default 5 min); 0 = no renewal (storage
-    /// queues).
+    /// How long the receiver keeps renewing a live handler's lock, counted from the start
+    /// of the handler; 0 = no renewal, [`QueueSpec::RENEW_UNLIMITED`] = for as long as the
+    /// handler runs. Service Bus: `maxAutoLockRenewalDuration` (default 5 min), renewed
+    /// `min(lock / 2, 10 s)` before it expires. Storage queue: the Functions listener renews
+    /// the visibility halfway, for as long as the function runs (the default).
     pub lock_renewal: Nanos,
     /// Deliveries before the message goes to the dead-letter / poison queue. The first
     /// delivery counts. Service Bus default 10, storage queue (`maxDequeueCount`) 5.
@@ -252,6 +254,9 @@ pub struct QueueSpec {
 }
 
 impl QueueSpec {
+    /// `lock_renewal` that never stops while the handler runs (`"unlimited"` in files).
+    pub const RENEW_UNLIMITED: Nanos = Nanos::MAX;
+
     /// Service Bus defaults.
     pub fn service_bus() -> QueueSpec {
         QueueSpec {
@@ -272,7 +277,7 @@ impl QueueSpec {
         QueueSpec {
             kind: QueueKind::StorageQueue,
             visibility_timeout: 10 * NS_PER_MIN,
-            lock_renewal: 0,
+            lock_renewal: QueueSpec::RENEW_UNLIMITED,
             max_delivery_count: 5,
             ttl: Some(7 * 24 * NS_PER_H),
             ..QueueSpec::service_bus()
@@ -445,6 +450,15 @@ pub enum FaultKind {
         /// Failure probability in the window.
         error_rate: f64,
     },
+    /// The consumer's lock renewals attempted in the window fail (the Service Bus SDK then
+    /// stops renewing that lock): locks run out at their current expiry under handlers that
+    /// keep running, and those handlers' settles find the lock lost.
+    RenewalFailure {
+        /// Start of the window (inclusive).
+        from: Nanos,
+        /// End of the window (exclusive).
+        to: Nanos,
+    },
     /// `instances` consumer instances die at `at`; their in-flight work is dropped. They come
     /// back after `restart_after` (`None`: never).
     Crash {
@@ -465,6 +479,7 @@ impl FaultKind {
             FaultKind::Latency { .. } => "latency",
             FaultKind::ErrorRate { .. } => "error-rate",
             FaultKind::Crash { .. } => "crash",
+            FaultKind::RenewalFailure { .. } => "renewal-failure",
         }
     }
 
@@ -473,7 +488,8 @@ impl FaultKind {
         match *self {
             FaultKind::Outage { from, to }
             | FaultKind::Latency { from, to, .. }
-            | FaultKind::ErrorRate { from, to, .. } => (from, Some(to)),
+            | FaultKind::ErrorRate { from, to, .. }
+            | FaultKind::RenewalFailure { from, to } => (from, Some(to)),
             FaultKind::Crash { at, restart_after, .. } => (at, restart_after.map(|r| at + r)),
         }
     }
