@@ -56,6 +56,7 @@
 pub mod check;
 pub mod dist;
 pub mod engine;
+pub mod limits;
 pub mod model;
 pub mod patterns;
 pub mod results;

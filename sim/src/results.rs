@@ -250,8 +250,14 @@ pub struct RunResults {
     pub queue_operations: u64,
     /// Pattern-specific counters (e.g. `retry.attempts_max`), by dotted name.
     pub extra: BTreeMap<String, f64>,
-    /// One row per interval.
-    pub timeseries: Vec<IntervalRow>,
+    /// One row per interval, downsampled to a bounded number of rows when the run had more
+    /// intervals than that (see [`crate::model::series`]); every row went to
+    /// [`crate::RunOptions::series`] as it was closed.
+    pub timeseries: crate::model::series::Series,
+    /// The most messages completed in one interval (of the rows before downsampling).
+    pub completed_peak_interval: u64,
+    /// Set when `[limits]` stopped the run early.
+    pub limit_stop: Option<crate::limits::LimitStop>,
     /// The interval length.
     pub interval: Nanos,
     /// The fault schedule.

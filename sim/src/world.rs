@@ -60,13 +60,16 @@ struct WebAccumulator {
 }
 
 /// Options that change what a run records, never what it simulates.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Record every message event (see [`TraceEvent`]); memory grows with the run.
     pub trace: bool,
     /// Run the invariant checkers of [`crate::check`]; their findings land in
     /// [`RunResults::violations`].
     pub checks: bool,
+    /// Receives every time-series row as its interval closes (the harness streams
+    /// `timeseries.csv` from it); [`RunResults::timeseries`] keeps a bounded downsample.
+    pub series: Option<crate::model::series::SeriesSink>,
 }
 
 /// A finished run: the results, and the trace if it was asked for.
@@ -80,8 +83,10 @@ pub struct Run {
 impl World {
     fn new(sim: Sim, scenario: &Scenario, options: RunOptions) -> Rc<World> {
         let seed = scenario.seed;
-        let meters =
-            Rc::new(Meters::new(sim.clone(), scenario.horizon(), scenario.warmup, options.trace));
+        let meters = Meters::new(sim.clone(), scenario.horizon(), scenario.warmup, options.trace)
+            .with_sink(options.series)
+            .with_max_backlog(scenario.limits.max_backlog);
+        let meters = Rc::new(meters);
         let queue = Queue::new(scenario.queue.clone(), sim.clone(), meters.clone());
         let h = &scenario.hosting;
         let cost = Rc::new(CostMeter::new(h, &scenario.cost, scenario.queue.kind));
@@ -326,7 +331,8 @@ fn collect(world: World, outcome: RunOutcome, scaling: crate::results::ScalingRe
         pattern: scenario.pattern.name().to_string(),
         seed: scenario.seed,
         sim_time,
-        drained: outcome == RunOutcome::Stopped || in_flight == 0,
+        drained: (outcome == RunOutcome::Stopped && finished.limit_stop.is_none())
+            || in_flight == 0,
         ledger,
         latency: finished.latency.into_iter().map(|(n, h)| (n.to_string(), h)).collect(),
         backlog_peak,
@@ -336,6 +342,8 @@ fn collect(world: World, outcome: RunOutcome, scaling: crate::results::ScalingRe
         queue_operations,
         extra: extra.into_inner(),
         timeseries: finished.rows,
+        completed_peak_interval: finished.peak_completed,
+        limit_stop: finished.limit_stop,
         interval: scenario.interval,
         faults: scenario
             .faults

@@ -134,6 +134,8 @@ pub fn results() -> RunResults {
         .insert("payments".to_string(), ServiceStats { calls: 6_420, errors: 545, timeouts: 3 });
     let mut extra = BTreeMap::new();
     extra.insert("retry.attempts_max".to_string(), 4.0);
+    let rows = rows(&mut rng);
+    let completed_peak_interval = rows.iter().map(|r| r.completed).max().unwrap_or(0);
     RunResults {
         scenario: "orders-outage".into(),
         pattern: "competing-consumers".into(),
@@ -159,7 +161,12 @@ pub fn results() -> RunResults {
         services,
         queue_operations: 18_456,
         extra,
-        timeseries: rows(&mut rng),
+        timeseries: sim::model::series::Series::from_rows(
+            rows,
+            sim::model::series::Series::DEFAULT_CAP,
+        ),
+        completed_peak_interval,
+        limit_stop: None,
         interval: 10 * NS_PER_S,
         faults: faults()
             .into_iter()

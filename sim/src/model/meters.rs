@@ -4,9 +4,12 @@
 //! complete by construction and checked at the end of every run.
 
 use crate::engine::Sim;
+use crate::limits::LimitStop;
+use crate::model::series::{Series, SeriesSink};
 use crate::results::{IntervalRow, Latency, Ledger};
 use crate::time::Nanos;
-use std::cell::RefCell;
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
 
 /// Which latency a value belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,13 +76,80 @@ struct IntervalCounts {
     rejected: u64,
 }
 
+/// The end-to-end latencies of the messages completed in the open interval, for its p50 and
+/// p99. Closing an interval must be cheap (a run may have millions), so the values are kept
+/// in a small buffer and the two quantiles found by selection; only an interval with more
+/// than [`IntervalQuantiles::BUFFER`] completions spills into an HDR histogram (whose reset
+/// then costs little per value). Both ways give the value the HDR histogram of the interval
+/// would give: the highest value equivalent to the `ceil(q * n)`-th smallest one.
+struct IntervalQuantiles {
+    values: Vec<u64>,
+    /// The spill histogram, allocated once; empty unless `spilled`.
+    spill: Option<Histogram<u64>>,
+    spilled: bool,
+    highest: Nanos,
+}
+
+impl IntervalQuantiles {
+    const BUFFER: usize = 4096;
+
+    fn new(highest: Nanos) -> IntervalQuantiles {
+        IntervalQuantiles { values: Vec::new(), spill: None, spilled: false, highest }
+    }
+
+    #[inline]
+    fn record(&mut self, ns: Nanos) {
+        if self.spilled {
+            let h = self.spill.as_mut().expect("spilled into a histogram");
+            h.record(ns).expect("latency within the scenario's horizon");
+        } else if self.values.len() < Self::BUFFER {
+            self.values.push(ns);
+        } else {
+            let highest = self.highest;
+            let h = self.spill.get_or_insert_with(|| Latency::new(highest).hist);
+            for &v in self.values.iter().chain([&ns]) {
+                h.record(v).expect("latency within the scenario's horizon");
+            }
+            self.values.clear();
+            self.spilled = true;
+        }
+    }
+
+    /// p50 and p99 of the interval (0 when nothing completed), and a reset for the next one.
+    /// `like` is any histogram with the same precision (its bucket edges are used).
+    fn take(&mut self, like: &Histogram<u64>) -> (u64, u64) {
+        if self.spilled {
+            let h = self.spill.as_mut().expect("spilled into a histogram");
+            let q = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+            h.reset();
+            self.spilled = false;
+            return q;
+        }
+        let n = self.values.len();
+        if n == 0 {
+            return (0, 0);
+        }
+        let mut at = |q: f64| {
+            // the rank hdrhistogram's `value_at_quantile` looks for (1-based)
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            let (_, v, _) = self.values.select_nth_unstable(rank - 1);
+            like.highest_equivalent(*v)
+        };
+        let q = (at(0.5), at(0.99));
+        self.values.clear();
+        q
+    }
+}
+
 struct Inner {
     ledger: Ledger,
     latency: [Option<Latency>; 4],
-    interval_e2e: Latency,
+    interval_e2e: IntervalQuantiles,
     counts: IntervalCounts,
     in_system: Level,
-    rows: Vec<IntervalRow>,
+    rows: Series,
+    last_close: Nanos,
+    peak_completed: u64,
 }
 
 /// Levels sampled at the end of an interval.
@@ -115,9 +185,12 @@ pub struct Meters {
     trace: Option<RefCell<Vec<TraceEvent>>>,
     warmup: Nanos,
     inner: RefCell<Inner>,
-    producing: std::cell::Cell<bool>,
-    outside: std::cell::Cell<u64>,
-    executions: std::cell::Cell<u64>,
+    producing: Cell<bool>,
+    outside: Cell<u64>,
+    executions: Cell<u64>,
+    sink: Option<SeriesSink>,
+    max_backlog: u64,
+    stopped: Cell<Option<LimitStop>>,
 }
 
 impl Meters {
@@ -126,6 +199,9 @@ impl Meters {
     pub fn new(sim: Sim, horizon: Nanos, warmup: Nanos, trace: bool) -> Meters {
         let highest = horizon.saturating_mul(2);
         Meters {
+            sink: None,
+            max_backlog: u64::MAX,
+            stopped: Cell::new(None),
             sim,
             trace: trace.then(|| RefCell::new(Vec::new())),
             warmup,
@@ -137,15 +213,35 @@ impl Meters {
                     Some(Latency::new(highest)),
                     None,
                 ],
-                interval_e2e: Latency::new(highest),
+                interval_e2e: IntervalQuantiles::new(highest),
                 counts: IntervalCounts::default(),
                 in_system: Level::default(),
-                rows: Vec::new(),
+                rows: Series::default(),
+                last_close: 0,
+                peak_completed: 0,
             }),
-            producing: std::cell::Cell::new(true),
-            outside: std::cell::Cell::new(0),
-            executions: std::cell::Cell::new(0),
+            producing: Cell::new(true),
+            outside: Cell::new(0),
+            executions: Cell::new(0),
         }
+    }
+
+    /// Sends every closed interval's row to `sink` as well, as it is closed.
+    pub fn with_sink(mut self, sink: Option<SeriesSink>) -> Meters {
+        self.sink = sink;
+        self
+    }
+
+    /// Stops the run when more than `max_backlog` messages are in the system at once (see
+    /// [`crate::limits`]).
+    pub fn with_max_backlog(mut self, max_backlog: u64) -> Meters {
+        self.max_backlog = max_backlog;
+        self
+    }
+
+    /// Why the run was stopped early, if a limit stopped it.
+    pub fn limit_stop(&self) -> Option<LimitStop> {
+        self.stopped.get()
     }
 
     /// Enables the `accept` histogram (patterns with an API in front).
@@ -177,7 +273,26 @@ impl Meters {
     #[inline]
     pub fn entered(&self) {
         let now = self.sim.now_ns();
-        self.inner.borrow_mut().in_system.add(now, 1);
+        let mut m = self.inner.borrow_mut();
+        m.in_system.add(now, 1);
+        self.check_limit(now, &m);
+    }
+
+    /// Stops the run (once) when more than `max_backlog` messages are in the system or
+    /// being accepted.
+    #[inline]
+    fn check_limit(&self, now: Nanos, m: &Inner) {
+        let held = m.in_system.value + self.outside.get();
+        if held > self.max_backlog && self.stopped.get().is_none() {
+            self.stopped.set(Some(LimitStop {
+                at: now,
+                in_system: held,
+                max_backlog: self.max_backlog,
+                produced: m.ledger.produced,
+                completed: m.ledger.completed,
+            }));
+            self.sim.stop();
+        }
     }
 
     /// A message was refused at the door. It never entered.
@@ -289,6 +404,7 @@ impl Meters {
     /// A produced message is held before it enters the system (an API still accepting it).
     pub fn hold_outside(&self) {
         self.outside.set(self.outside.get() + 1);
+        self.check_limit(self.sim.now_ns(), &self.inner.borrow());
     }
 
     /// The hold of [`Meters::hold_outside`] ended (the message entered or was rejected).
@@ -338,12 +454,13 @@ impl Meters {
     pub fn close_interval(&self, levels: Levels) {
         let now = self.sim.now_ns();
         let mut m = self.inner.borrow_mut();
+        let m = &mut *m;
         let c = std::mem::take(&mut m.counts);
-        let (p50, p99) = (m.interval_e2e.quantile_ns(0.5), m.interval_e2e.quantile_ns(0.99));
-        m.interval_e2e.hist.reset();
-        m.interval_e2e.sum_ns = 0;
-        m.interval_e2e.zeros = 0;
-        m.rows.push(IntervalRow {
+        let like = &m.latency[Lat::EndToEnd as usize].as_ref().expect("e2e").hist;
+        let (p50, p99) = m.interval_e2e.take(like);
+        m.last_close = now;
+        m.peak_completed = m.peak_completed.max(c.completed);
+        let row = IntervalRow {
             t: now,
             arrivals: c.arrivals,
             completed: c.completed,
@@ -358,19 +475,24 @@ impl Meters {
             web_latency_ns: levels.web_latency_ns,
             latency_p50_ns: p50,
             latency_p99_ns: p99,
-        });
+        };
+        if let Some(sink) = &self.sink {
+            sink.send(&row);
+        }
+        m.rows.push(row);
     }
 
     /// The time at which the interval that is open now began.
     pub fn interval_start(&self) -> Nanos {
-        self.inner.borrow().rows.last().map_or(0, |r| r.t)
+        self.inner.borrow().last_close
     }
 
     /// Freezes the meters.
     pub fn finish(self) -> Finished {
         let now = self.sim.now_ns();
         let trace = self.trace.map(RefCell::into_inner).unwrap_or_default();
-        let m = self.inner.into_inner();
+        let mut m = self.inner.into_inner();
+        m.rows.finish();
         let mut lat = Vec::new();
         for (which, h) in Lat::ALL.into_iter().zip(m.latency) {
             if let Some(h) = h {
@@ -381,6 +503,8 @@ impl Meters {
             ledger: m.ledger,
             latency: lat,
             rows: m.rows,
+            peak_completed: m.peak_completed,
+            limit_stop: self.stopped.get(),
             in_system_mean: m.in_system.mean(now),
             trace,
         }
@@ -393,8 +517,12 @@ pub struct Finished {
     pub ledger: Ledger,
     /// Latency histograms by summary name.
     pub latency: Vec<(&'static str, Latency)>,
-    /// The time series.
-    pub rows: Vec<IntervalRow>,
+    /// The time series, downsampled to a bounded number of rows.
+    pub rows: Series,
+    /// The most messages completed in one interval.
+    pub peak_completed: u64,
+    /// Why the run was stopped early, if a limit stopped it.
+    pub limit_stop: Option<LimitStop>,
     /// Time-averaged number of messages in the system.
     pub in_system_mean: f64,
     /// Traced events (empty unless tracing was on).

@@ -11,6 +11,7 @@
 //! | [`scaler`] | target-based autoscaling (Functions scale controller, KEDA) |
 //! | [`web`] | the web tier sharing a WebJob's CPU |
 //! | [`meters`] | the message ledger, latency histograms, time series |
+//! | [`series`] | the time series: streamed to a sink, kept as a bounded downsample |
 
 pub mod cost;
 pub mod host;
@@ -18,6 +19,7 @@ pub mod meters;
 pub mod queue;
 pub mod retry;
 pub mod scaler;
+pub mod series;
 pub mod service;
 pub mod web;
 pub mod workload;

@@ -6,6 +6,7 @@
 
 mod hosting;
 
+pub use crate::limits::LimitsSpec;
 pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 
 use crate::dist::Dist;
@@ -54,6 +55,8 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// `[expect]`: conditions on summary fields, in file order.
     pub expect: Vec<Expectation>,
+    /// `[limits]`: when the run stops on its own.
+    pub limits: LimitsSpec,
 }
 
 impl Scenario {
@@ -89,6 +92,7 @@ impl Default for Scenario {
             retry: None,
             faults: Vec::new(),
             expect: Vec::new(),
+            limits: LimitsSpec::default(),
         }
     }
 }
