@@ -121,7 +121,7 @@ pub fn limit_message(stop: &sim::limits::LimitStop, produced: u64) -> String {
          completions {} messages/s ({} produced so far): the design cannot keep up with its \
          load.\n  Fix the load or add capacity; if a backlog this large is intended, raise \
          the limit: --set limits.max_backlog={} (or [limits] max_backlog in the scenario).",
-        sim::time::format_duration(stop.at),
+        sim_time(stop.at),
         stop.in_system,
         stop.max_backlog,
         fmt_rate(stop.arrivals_per_s()),
@@ -129,6 +129,18 @@ pub fn limit_message(stop: &sim::limits::LimitStop, produced: u64) -> String {
         produced,
         stop.max_backlog.saturating_mul(10)
     )
+}
+
+/// A simulated time for messages: `2.913 ms`, `41.5 s`, `2h30m`.
+fn sim_time(ns: u64) -> String {
+    let ns_per_s = sim::time::NS_PER_S;
+    if ns < ns_per_s {
+        format!("{:.3} ms", ns as f64 / 1e6)
+    } else if ns < 60 * ns_per_s {
+        format!("{:.3} s", ns as f64 / 1e9)
+    } else {
+        sim::time::format_duration(ns)
+    }
 }
 
 /// `timeseries.csv` written row by row while the run goes (the simulator's series sink).

@@ -541,4 +541,37 @@ mod tests {
         assert_eq!(l.peak, 2);
         assert!((l.mean(40) - (20.0 + 30.0) / 40.0).abs() < 1e-12);
     }
+
+    /// The cheap per-interval quantiles give exactly what a full HDR histogram of the
+    /// interval gave (the numbers in timeseries.csv must not change), buffered or spilled.
+    #[test]
+    fn interval_quantiles_equal_the_hdr_histograms() {
+        let highest = 3_600 * crate::time::NS_PER_S;
+        let like = Latency::new(highest).hist;
+        let mut rng = crate::rng::Rng::stream(7, "test");
+        let mut q = IntervalQuantiles::new(highest);
+        let sizes = [0, 1, 2, 3, 99, 100, 101, 1000, 4095, 4096, 4097, 10_000, 5, 0, 7];
+        for (i, &n) in sizes.iter().cycle().take(45).enumerate() {
+            let mut reference = Latency::new(highest);
+            for _ in 0..n {
+                // spread over magnitudes: 0, sub-microsecond, ms, s
+                let v = match rng.next_u64() % 4 {
+                    0 => rng.next_u64() % 1_000,
+                    1 => rng.next_u64() % 10_000_000,
+                    2 => rng.next_u64() % 2_000_000_000,
+                    _ => {
+                        if i % 2 == 0 {
+                            0
+                        } else {
+                            123_456_789
+                        }
+                    }
+                };
+                reference.record(v);
+                q.record(v);
+            }
+            let expected = (reference.quantile_ns(0.5), reference.quantile_ns(0.99));
+            assert_eq!(q.take(&like), expected, "interval {i} with {n} values");
+        }
+    }
 }
