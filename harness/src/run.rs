@@ -146,8 +146,11 @@ fn sim_time(ns: u64) -> String {
 /// `timeseries.csv` written row by row while the run goes (the simulator's series sink).
 /// The first write error is kept and reported when the run ends.
 struct StreamedCsv<W: Write> {
-    state: Rc<RefCell<(Option<CsvStream<W>>, Option<csv::Error>)>>,
+    state: Rc<RefCell<StreamState<W>>>,
 }
+
+/// The stream (until finished) and the first error it met.
+type StreamState<W> = (Option<CsvStream<W>>, Option<csv::Error>);
 
 impl<W: Write + 'static> StreamedCsv<W> {
     fn new(out: W) -> Result<StreamedCsv<W>, csv::Error> {

@@ -227,12 +227,14 @@ pub fn faster_report() -> RunReport {
     r.ledger.completed = 5_990;
     r.ledger.dead_lettered = 2;
     r.sim_time = 612 * NS_PER_S;
-    for row in &mut r.timeseries {
+    let rows = r.timeseries.iter().take(62).cloned().map(|mut row| {
         row.backlog /= 3;
         row.instances *= 2;
         row.latency_p99_ns /= 3;
-    }
-    r.timeseries.truncate(62);
+        row
+    });
+    r.timeseries =
+        sim::model::series::Series::from_rows(rows, sim::model::series::Series::DEFAULT_CAP);
     let mut m = meta();
     m.command =
         "sluice run scenarios/chaos/orders-outage.toml --seed 42 --set consumer.instances=8".into();

@@ -165,7 +165,10 @@ pub type Series = Downsampled<IntervalRow>;
 /// Where every interval row goes as it is closed, in order (the harness writes
 /// `timeseries.csv` from it). Cloning shares the same sink.
 #[derive(Clone)]
-pub struct SeriesSink(Rc<RefCell<dyn FnMut(&IntervalRow)>>);
+pub struct SeriesSink(Rc<RefCell<RowFn>>);
+
+/// What a [`SeriesSink`] calls with each row.
+type RowFn = dyn FnMut(&IntervalRow);
 
 impl SeriesSink {
     /// A sink that calls `f` with each row.
