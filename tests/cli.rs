@@ -404,5 +404,23 @@ fn a_long_series_keeps_every_row_in_the_csv_and_stays_deterministic() -> TestRes
         dir.join("cmp").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // its sub-folders keep every row: copied from the inputs...
+    let copied = std::fs::read(dir.join("cmp").join("a").join("timeseries.csv"))?;
+    assert_eq!(copied, csv.as_bytes());
+    // ...or streamed while the designs ran
+    let cmp2 = dir.join("cmp2");
+    let o = sluice(&[
+        "compare",
+        scenario.to_str().unwrap(),
+        "--vary",
+        "consumer.instances=2,3",
+        "--report",
+        "none",
+        "--out",
+        cmp2.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let streamed = std::fs::read(cmp2.join("long__consumer.instances_2").join("timeseries.csv"))?;
+    assert_eq!(streamed, csv.as_bytes(), "the same design, the same seed, every row");
     Ok(())
 }

@@ -49,15 +49,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     }
     let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(&scenario.name));
     let csv_path = out.join("timeseries.csv");
-    let csv = match std::fs::create_dir_all(&out)
-        .and_then(|_| File::create(&csv_path))
-        .map_err(|e| e.to_string())
-        .and_then(|f| StreamedCsv::new(BufWriter::new(f)).map_err(|e| e.to_string()))
-    {
+    let csv = match StreamedCsv::create(&out) {
         Ok(csv) => csv,
-        Err(e) => {
-            return Outcome::BadInput(format!("error: cannot write {}: {e}", csv_path.display()));
-        }
+        Err(e) => return Outcome::BadInput(format!("error: {e}")),
     };
     let started = Instant::now();
     let options = RunOptions { trace: args.trace, series: Some(csv.sink()), ..Default::default() };
@@ -145,12 +139,24 @@ fn sim_time(ns: u64) -> String {
 
 /// `timeseries.csv` written row by row while the run goes (the simulator's series sink).
 /// The first write error is kept and reported when the run ends.
-struct StreamedCsv<W: Write> {
+pub(crate) struct StreamedCsv<W: Write> {
     state: Rc<RefCell<StreamState<W>>>,
 }
 
 /// The stream (until finished) and the first error it met.
 type StreamState<W> = (Option<CsvStream<W>>, Option<csv::Error>);
+
+impl StreamedCsv<BufWriter<File>> {
+    /// Creates `dir` (if needed) and `dir/timeseries.csv`, and writes its header.
+    pub(crate) fn create(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("timeseries.csv");
+        std::fs::create_dir_all(dir)
+            .and_then(|_| File::create(&path))
+            .map_err(|e| e.to_string())
+            .and_then(|f| StreamedCsv::new(BufWriter::new(f)).map_err(|e| e.to_string()))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
 
 impl<W: Write + 'static> StreamedCsv<W> {
     fn new(out: W) -> Result<StreamedCsv<W>, csv::Error> {
@@ -175,12 +181,12 @@ impl<W: Write + 'static> StreamedCsv<W> {
         })
     }
 
-    fn sink(&self) -> SeriesSink {
+    pub(crate) fn sink(&self) -> SeriesSink {
         self.sink_with(false)
     }
 
     /// Flushes the file; the first error of the run, if any.
-    fn finish(&self) -> Result<W, csv::Error> {
+    pub(crate) fn finish(&self) -> Result<W, csv::Error> {
         let mut s = self.state.borrow_mut();
         if let Some(e) = s.1.take() {
             return Err(e);
