@@ -305,6 +305,8 @@ fn a_runaway_backlog_stops_with_exit_1_a_plain_message_and_the_run_directory() -
         assert!(out.join(file).exists(), "{file} written");
     }
     assert!(std::fs::read_to_string(out.join("scenario.toml"))?.contains("max_backlog = 20000"));
+    let md = std::fs::read_to_string(out.join("report.md"))?;
+    assert!(md.contains("**Stopped by `limits.max_backlog`**"), "{md}");
     Ok(())
 }
 
