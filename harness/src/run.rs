@@ -386,3 +386,52 @@ fn judge(report: &RunReport, replay: &str) -> Outcome {
     eprintln!("replay: {replay}");
     Outcome::Failed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_as(file: &Path, parts: &[&[u8]]) -> bool {
+        let mut w =
+            SameAs { file: BufReader::new(File::open(file).unwrap()), same: true, buf: vec![] };
+        for p in parts {
+            w.write_all(p).unwrap();
+        }
+        w.same && w.file.read(&mut [0u8; 1]).unwrap() == 0
+    }
+
+    #[test]
+    fn the_determinism_check_compares_bytes_as_they_come() {
+        let dir = std::env::temp_dir().join(format!("sluice-sameas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("timeseries.csv");
+        std::fs::write(&file, b"t_s,a\n1.0,2\n2.0,3\n").unwrap();
+        assert!(same_as(&file, &[b"t_s,a\n", b"1.0,2\n2.0,3\n"]));
+        assert!(!same_as(&file, &[b"t_s,a\n", b"1.0,2\n2.0,4\n"]), "a changed value");
+        assert!(!same_as(&file, &[b"t_s,a\n1.0,2\n"]), "a missing row");
+        assert!(!same_as(&file, &[b"t_s,a\n1.0,2\n2.0,3\n3.0,1\n"]), "an extra row");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_streamed_file_has_the_bytes_of_write_csv() {
+        let rows: Vec<sim::results::IntervalRow> = (1..=5)
+            .map(|i| sim::results::IntervalRow {
+                t: i * 10_000_000_000,
+                arrivals: i,
+                ..Default::default()
+            })
+            .collect();
+        let csv = StreamedCsv::new(Vec::new()).unwrap();
+        let sink = csv.sink();
+        for r in &rows {
+            sink.send(r);
+        }
+        let streamed = csv.finish().unwrap();
+        let report_rows: Vec<reports::TimeseriesRow> =
+            rows.iter().map(reports::TimeseriesRow::from).collect();
+        let mut at_once = Vec::new();
+        reports::timeseries::write_csv(&report_rows, &mut at_once).unwrap();
+        assert_eq!(streamed, at_once);
+    }
+}
