@@ -7,7 +7,7 @@
 //! [`LimitsSpec::DEFAULT_MAX_BACKLOG`], keeps such a run well under 1 GB (about 100 bytes per
 //! waiting message, measured in `benches/README.md`).
 
-use crate::spec::{PatternKind, QueueKind, Scenario};
+use crate::spec::{QueueKind, Scenario};
 use crate::time::{NS_PER_S, Nanos};
 
 /// `[limits]`: when a run stops on its own.
@@ -91,14 +91,11 @@ impl LoadCheck {
         };
         let c = &s.consumer;
         let h = &s.hosting;
-        let instances = if h.plan.elastic() && s.pattern != PatternKind::RetryBackoff {
-            h.scaling.max_instances.max(c.instances)
-        } else {
-            c.instances
-        };
-        let concurrency = match (s.pattern, s.queue.kind) {
-            (PatternKind::RetryBackoff, _) | (_, QueueKind::ServiceBus) => c.concurrency,
-            (_, QueueKind::StorageQueue) => {
+        let instances =
+            if h.plan.elastic() { h.scaling.max_instances.max(c.instances) } else { c.instances };
+        let concurrency = match s.queue.kind {
+            QueueKind::ServiceBus => c.concurrency,
+            QueueKind::StorageQueue => {
                 c.batch_size + s.queue.new_batch_threshold.unwrap_or(c.batch_size / 2)
             }
         };
