@@ -133,6 +133,9 @@ pub struct Summary {
     /// `summary.json` next to `messages` and `latency`.
     #[serde(flatten)]
     pub sections: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Present only when `[limits]` stopped the run early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSummary>,
     /// `[expect]` results, in file order.
     pub expectations: Vec<ExpectationResult>,
 }
@@ -144,7 +147,7 @@ impl Summary {
         let duration_s = ns_to_s(scenario.duration);
         let l = &r.ledger;
         let interval_s = r.interval as f64 / 1e9;
-        let peak_completed = r.timeseries.iter().map(|row| row.completed).max().unwrap_or(0);
+        let peak_completed = r.completed_peak_interval;
         Summary {
             schema: SCHEMA,
             scenario: r.scenario.clone(),
@@ -216,6 +219,14 @@ impl Summary {
                     (s.clone(), fields.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect())
                 })
                 .collect(),
+            limits: r.limit_stop.map(|l| LimitsSummary {
+                stopped: true,
+                at_s: ns_to_s(l.at),
+                backlog: l.in_system,
+                max_backlog: l.max_backlog,
+                arrivals_per_s: round_dp(l.arrivals_per_s(), 3),
+                completions_per_s: round_dp(l.completions_per_s(), 3),
+            }),
             expectations: Vec::new(),
         }
     }
@@ -240,7 +251,9 @@ impl Summary {
             queue_operations: 0,
             extra: extra.iter().map(|k| (k.to_string(), 0.0)).collect(),
             sections: Default::default(),
-            timeseries: Vec::new(),
+            timeseries: Default::default(),
+            completed_peak_interval: 0,
+            limit_stop: None,
             interval: scenario.interval,
             faults: Vec::new(),
             hosting: scenario.hosting.plan.name().to_string(),
@@ -400,6 +413,23 @@ impl LatencySummary {
             max_ms: ns_to_ms(l.max_ns()),
         }
     }
+}
+
+/// Why `[limits]` stopped the run (present only when it did).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimitsSummary {
+    /// Always `true`: the run was stopped before its end.
+    pub stopped: bool,
+    /// When \[s\].
+    pub at_s: f64,
+    /// Messages in the system (waiting, locked, stored or being accepted) at that moment.
+    pub backlog: u64,
+    /// The limit passed (`limits.max_backlog`).
+    pub max_backlog: u64,
+    /// Messages produced per second until then (3 decimals).
+    pub arrivals_per_s: f64,
+    /// Messages completed per second until then (3 decimals).
+    pub completions_per_s: f64,
 }
 
 /// Rates \[messages/s, 3 decimals\].

@@ -310,8 +310,14 @@ pub struct RunResults {
     pub extra: BTreeMap<String, f64>,
     /// The pattern's own summary section (`breaker.opened` ...): section -> field -> value.
     pub sections: BTreeMap<String, BTreeMap<String, f64>>,
-    /// One row per interval.
-    pub timeseries: Vec<IntervalRow>,
+    /// One row per interval, downsampled to a bounded number of rows when the run had more
+    /// intervals than that (see [`crate::model::series`]); every row went to
+    /// [`crate::RunOptions::series`] as it was closed.
+    pub timeseries: crate::model::series::Series,
+    /// The most messages completed in one interval (of the rows before downsampling).
+    pub completed_peak_interval: u64,
+    /// Set when `[limits]` stopped the run early.
+    pub limit_stop: Option<crate::limits::LimitStop>,
     /// The interval length.
     pub interval: Nanos,
     /// The fault schedule.

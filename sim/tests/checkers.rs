@@ -100,7 +100,9 @@ fn every_pattern_keeps_its_invariants_under_random_faults() {
         for seed in first_seed()..first_seed() + seeds() {
             let s = swarm(p.kind, seed);
             let options = RunOptions { checks: true, ..Default::default() };
-            let outcome = std::panic::catch_unwind(|| run(&s, options, &mut |_| {}).results);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&s, options, &mut |_| {}).results
+            }));
             let r = outcome.unwrap_or_else(|_| {
                 panic!("{} seed {seed}: the run panicked (message above)", p.kind.name())
             });

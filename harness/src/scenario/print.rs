@@ -41,6 +41,8 @@ pub fn to_toml(s: &Scenario) -> String {
         fault(&mut out, f);
     }
     cost(&mut out, &s.cost);
+    out.table("limits");
+    out.raw("max_backlog", s.limits.max_backlog);
     if !s.expect.is_empty() {
         out.table("expect");
         for e in &s.expect {

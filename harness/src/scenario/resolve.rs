@@ -4,14 +4,14 @@
 use super::error::Source;
 use super::faults;
 use super::file::{
-    ApiFile, ConsumerFile, Named, QueueFile, RetryFile, S, ScenarioFile, ServiceFile,
+    ApiFile, ConsumerFile, LimitsFile, Named, QueueFile, RetryFile, S, ScenarioFile, ServiceFile,
 };
 use super::file::{Raw, WorkloadFile};
 use super::values::*;
 use super::workload;
 use sim::spec::{
-    ApiSpec, Backoff, ConsumerSpec, Expectation, OverLimit, QueueKind, QueueSpec, RetrySpec,
-    Scenario, ServiceSpec, WorkloadSpec,
+    ApiSpec, Backoff, ConsumerSpec, Expectation, LimitsSpec, OverLimit, QueueKind, QueueSpec,
+    RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
 use std::collections::BTreeMap;
@@ -47,8 +47,19 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.services = services;
     s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
     s.faults = faults::faults(src, &f.faults, &s)?;
+    s.limits = limits(src, f.limits.as_ref())?;
     s.expect = expect(src, &f.expect)?;
     Ok(s)
+}
+
+/// `[limits]`: `max_backlog` is a count of at least 1.
+fn limits(src: &Source<'_>, l: Option<&S<LimitsFile>>) -> Res<LimitsSpec> {
+    let d = LimitsSpec::default();
+    let Some(l) = l.map(S::get_ref) else { return Ok(d) };
+    let max_backlog = opt(&l.max_backlog, |v| {
+        integer(src, v, "limits.max_backlog", 1..=u64::MAX.into()).map(|n| n as u64)
+    })?;
+    Ok(LimitsSpec { max_backlog: max_backlog.unwrap_or(d.max_backlog) })
 }
 
 /// The top-level keys; the tables are left at their defaults.

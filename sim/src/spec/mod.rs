@@ -7,6 +7,7 @@
 mod hosting;
 pub mod table;
 
+pub use crate::limits::LimitsSpec;
 pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 
 use crate::dist::Dist;
@@ -57,6 +58,8 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// `[expect]`: conditions on summary fields, in file order.
     pub expect: Vec<Expectation>,
+    /// `[limits]`: when the run stops on its own.
+    pub limits: LimitsSpec,
 }
 
 impl Scenario {
@@ -93,6 +96,7 @@ impl Default for Scenario {
             retry: None,
             faults: Vec::new(),
             expect: Vec::new(),
+            limits: LimitsSpec::default(),
         }
     }
 }
