@@ -135,7 +135,7 @@ fn a_retried_message_goes_to_the_back_of_its_own_class_queue() {
     let mut services = BTreeMap::new();
     services.insert(
         "flaky".to_string(),
-        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.5, timeout: None },
+        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.5, ..Default::default() },
     );
     for design in [Design::SeparateQueues, Design::OneQueue, Design::Strict] {
         let mut s = overload(design, seed);
@@ -152,7 +152,8 @@ fn a_retried_message_goes_to_the_back_of_its_own_class_queue() {
         s.pattern_table = settings(design, &[]);
         s.services = services.clone();
         s.queue = QueueSpec { max_delivery_count: 10, ..QueueSpec::service_bus() };
-        let r = run(&s, RunOptions { trace: true, checks: true }, &mut |_| {});
+        let r =
+            run(&s, RunOptions { trace: true, checks: true, ..Default::default() }, &mut |_| {});
         assert!(
             r.results.violations.is_empty(),
             "seed {seed} {design:?}: {:#?}",
@@ -185,7 +186,7 @@ fn the_service_bus_default_redelivers_at_the_front_and_class_fifo_notices() {
     let mut services = BTreeMap::new();
     services.insert(
         "flaky".to_string(),
-        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.5, timeout: None },
+        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.5, ..Default::default() },
     );
     let s = Scenario {
         seed,
@@ -337,6 +338,12 @@ fn swarm(design: Design, seed: u64) -> Scenario {
             latency: Dist::Exp { mean: (5 + r.below(50)) * NS_PER_MS },
             error_rate: r.below(20) as f64 / 100.0,
             timeout: Some(2 * NS_PER_S),
+            max_concurrency: r.chance(0.3).then(|| 1 + r.below(8) as u32),
+            over_limit: if r.chance(0.5) {
+                OverLimit::Wait
+            } else {
+                OverLimit::Reject { retry_after: r.chance(0.5).then_some(NS_PER_S) }
+            },
         },
     );
     let mut faults = Vec::new();
