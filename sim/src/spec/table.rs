@@ -5,7 +5,7 @@
 //! [`TableReader`] and printing them through a [`TableWriter`]; the harness implements both
 //! over the scenario file (units, spans, "did you mean", unknown keys), so a pattern's keys
 //! get the same checks and messages as every other key without the pattern knowing about
-//! files. The settings themselves travel in the [`Scenario`](super::Scenario) type-erased
+//! files. The settings themselves travel in the [`Scenario`] type-erased
 //! ([`PatternTable`]) so that `spec` does not depend on the patterns.
 
 use crate::dist::Dist;
