@@ -204,6 +204,12 @@ impl Starvation {
         })
     }
 
+    /// How long `class` has been waiting now without a receive (0 when none of it waits):
+    /// the open stretch, for a time-series column.
+    pub fn open(&self, class: u8, now: Nanos) -> Nanos {
+        self.classes.get(class as usize).and_then(|c| c.since).map_or(0, |s| now.saturating_sub(s))
+    }
+
     /// Messages of `class` waiting now.
     pub fn waiting(&self, class: u8) -> u64 {
         self.classes.get(class as usize).map_or(0, |c| c.waiting)
@@ -274,6 +280,7 @@ mod tests {
         w.visible(1, 100);
         w.visible(1, 150);
         assert_eq!(w.longest(1, 400), 300, "the open stretch counts");
+        assert_eq!((w.open(1, 400), w.open(0, 400), w.waiting(1)), (300, 0, 2));
         w.gone(1, 400, true); // received: 300 without a receive; one still waits
         w.gone(1, 450, true); // 50 since the last receive
         assert_eq!(*seen.borrow(), [(1, 300), (1, 50)]);

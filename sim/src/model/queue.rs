@@ -185,11 +185,11 @@ impl Queue {
         self.inner.borrow_mut().watch = Some(watch);
     }
 
-    /// The longest time `class` waited so far with messages visible and none received (0
-    /// when not watched).
-    pub fn starved(&self, class: u8) -> Nanos {
+    /// Messages of `class` visible now, and how long the class has waited without a
+    /// receive (0 and 0 when not watched): the levels a per-class time-series column needs.
+    pub fn class_waiting(&self, class: u8) -> (u64, Nanos) {
         let q = self.inner.borrow();
-        q.watch.as_ref().map_or(0, |w| w.longest(class, self.sim.now_ns()))
+        q.watch.as_ref().map_or((0, 0), |w| (w.waiting(class), w.open(class, self.sim.now_ns())))
     }
 
     /// Reports the watched stretches still open now (at the end of a run) as ended.
