@@ -98,15 +98,18 @@ impl Topology {
     ) -> Rc<QueueTrigger> {
         let h = &self.scenario.hosting;
         let prewarmed = if h.plan == Plan::FunctionsPremium { h.scaling.prewarmed } else { 0 };
-        let host = Rc::new(Host::new(
-            self.sim.clone(),
-            self.scenario.seed,
-            queue.clone(),
-            self.meters.clone(),
-            self.cost.clone(),
-            h.timeout(),
-            prewarmed,
-        ));
+        let host = Rc::new(
+            Host::new(
+                self.sim.clone(),
+                self.scenario.seed,
+                queue.clone(),
+                self.meters.clone(),
+                self.cost.clone(),
+                h.timeout(),
+                prewarmed,
+            )
+            .named(name),
+        );
         let trigger = Rc::new(QueueTrigger::new(self.sim.clone(), queue, host.clone(), consumer));
         self.pools.borrow_mut().push(Pool {
             name: name.to_string(),

@@ -115,6 +115,30 @@ fn strict_serves_high_first_and_starves_low_while_high_fills_the_pool() {
 }
 
 #[test]
+fn separate_pools_scale_and_drain_on_an_elastic_plan() {
+    // Two autoscaled pools side by side: an instance of one pool that scales in must not
+    // take the other pool's processes with it (their process groups once collided, leaving
+    // handlers dead with renewed locks: the run never drained).
+    let mut scale_ins = 0;
+    for seed in seed()..seed() + 20 {
+        let mut s = overload(Design::SeparateQueues, seed);
+        s.duration = 20 * NS_PER_MIN; // a quiet tail after the overload: the pools scale in
+        s.queue = QueueSpec::storage_queue();
+        s.consumer.batch_size = 16;
+        s.hosting = HostingSpec {
+            plan: Plan::FunctionsConsumption,
+            scaling: ScalingSpec { cold_start: Dist::Const(NS_PER_S), ..Default::default() },
+            ..Default::default()
+        };
+        let r = checked(&s);
+        assert!(r.drained, "seed {seed}: {:?}", r.ledger);
+        assert_eq!(r.ledger.completed, r.ledger.produced, "seed {seed}: {:?}", r.ledger);
+        scale_ins += r.scaling.scale_ins;
+    }
+    assert!(scale_ins > 0, "the pools scaled in");
+}
+
+#[test]
 fn starvation_is_zero_in_every_summary_before_anything_waits() {
     let mut s = overload(Design::Strict, seed());
     s.duration = 0;

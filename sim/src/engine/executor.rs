@@ -67,6 +67,8 @@ struct Inner {
     /// first timer set while it is handled replaces it (one sift instead of a pop and a
     /// push); otherwise the run loop pops it afterwards.
     fired: Cell<bool>,
+    /// The last process group handed out by [`Sim::new_group`].
+    groups: Cell<u32>,
 }
 
 /// A handle on one simulation: its clock, timers and processes. Cheap to clone.
@@ -107,6 +109,7 @@ impl Sim {
                 stopped: Cell::new(false),
                 events: Cell::new(0),
                 fired: Cell::new(false),
+                groups: Cell::new(0),
             }),
         }
     }
@@ -185,6 +188,14 @@ impl Sim {
             s.process.take()
         };
         drop(dropped); // outside the borrow: dropping a future may touch the simulation
+    }
+
+    /// A process group no one else has: 1, 2, 3, ... (group 0 is the processes started
+    /// with [`Sim::spawn`]).
+    pub fn new_group(&self) -> u32 {
+        let g = self.inner.groups.get() + 1;
+        self.inner.groups.set(g);
+        g
     }
 
     /// Aborts every live process of `group` except the one running now.

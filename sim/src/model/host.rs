@@ -174,6 +174,8 @@ pub struct Host {
     cpu_work: Cell<Nanos>,
     prewarmed: u32,
     prewarmed_billed_until: Cell<Nanos>,
+    /// The pool's name: its instances' random streams are `<name>.<index>.<incarnation>`.
+    name: String,
 }
 
 impl Host {
@@ -205,7 +207,15 @@ impl Host {
             cpu_work: Cell::new(0),
             prewarmed,
             prewarmed_billed_until: Cell::new(0),
+            name: "consumer".to_string(),
         }
+    }
+
+    /// The same host for the pool named `name` (default `consumer`), so that two pools'
+    /// instances draw from different random streams.
+    pub fn named(mut self, name: &str) -> Host {
+        self.name = name.to_string();
+        self
     }
 
     /// Starts `count` warm instances of `slots` handler slots each, every slot running
@@ -240,11 +250,12 @@ impl Host {
         let now = self.sim.now_ns();
         let inst = Rc::new(Instance {
             index,
-            group: n + 1, // group 0 is everything outside instances
+            // Unique across pools: aborting this instance's processes touches no other pool's.
+            group: self.sim.new_group(),
             state: Cell::new(if cold_start.is_some() { State::Starting } else { State::Running }),
             busy: Cell::new(0),
             freed: WaitList::new(),
-            rng: RefCell::new(Rng::stream(self.seed, &format!("consumer.{index}.{n}"))),
+            rng: RefCell::new(Rng::stream(self.seed, &format!("{}.{index}.{n}", self.name))),
             exit_when_idle,
             always_ready,
             billed_until: Cell::new(now),
