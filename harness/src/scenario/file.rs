@@ -46,6 +46,7 @@ pub(crate) struct ScenarioFile {
     pub web: Option<S<WebFile>>,
     pub cost: Option<S<CostFile>>,
     pub expect: Named<Raw>,
+    pub expect_failure: Field,
 }
 
 /// `[workload]`.

@@ -743,3 +743,23 @@ fn a_resolved_scenario_with_a_pricing_file_replays_without_the_file() -> TestRes
     assert_eq!(super::load(&elsewhere, &[])?, s);
     Ok(())
 }
+
+#[test]
+fn expect_failure_marks_the_broken_half_of_a_chaos_pair() -> TestResult {
+    let text = format!("expect_failure = true\n{MINIMAL}[expect]\n\"messages.lost\" = \"== 0\"\n");
+    let s = load_text(&text)?;
+    assert!(s.expect_failure);
+    assert!(to_toml(&s).contains("\nexpect_failure = true\n"));
+    assert_eq!(load_text(&to_toml(&s))?, s);
+    assert!(!load_text(MINIMAL)?.expect_failure);
+    let e = load_text(&format!("expect_failure = true\n{MINIMAL}")).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "scenarios/x.toml:1:18: error: `expect_failure = true` needs an [expect] table"
+        ),
+        "{e}"
+    );
+    let e = load_text(&format!("expect_failure = \"yes\"\n{MINIMAL}")).unwrap_err().to_string();
+    assert!(e.starts_with("scenarios/x.toml:1:18: error:"), "{e}");
+    Ok(())
+}

@@ -54,6 +54,9 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// `[expect]`: conditions on summary fields, in file order.
     pub expect: Vec<Expectation>,
+    /// `expect_failure = true`: the broken half of a chaos pair. Its `[expect]` states the
+    /// guarantee the design breaks; `sluice check` passes it when an expectation fails.
+    pub expect_failure: bool,
 }
 
 impl Scenario {
@@ -89,6 +92,7 @@ impl Default for Scenario {
             retry: None,
             faults: Vec::new(),
             expect: Vec::new(),
+            expect_failure: false,
         }
     }
 }

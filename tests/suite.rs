@@ -1,0 +1,1 @@
+//! End-to-end tests of `sluice check`, `sweep`, `capacity`, `merge` and `schema`.
