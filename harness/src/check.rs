@@ -191,26 +191,26 @@ pub fn check(args: &CheckArgs) -> Outcome {
         println!("  replay: {}", v.replay);
     }
     let mut outcome = if failed.is_empty() { Outcome::Ok } else { Outcome::Failed };
-    if let Some(junit) = &args.junit {
-        if let Err(e) = write_junit(junit, &verdicts, args.mode) {
-            return Outcome::BadInput(format!("error: cannot write {}: {e}", junit.display()));
-        }
+    if let Some(junit) = &args.junit
+        && let Err(e) = write_junit(junit, &verdicts, args.mode)
+    {
+        return Outcome::BadInput(format!("error: cannot write {}: {e}", junit.display()));
     }
-    if let Some(out) = &args.out {
-        if let Err(e) = write_out(out, &verdicts, args.mode, failed_reports) {
-            return Outcome::BadInput(format!("error: cannot write {}: {e}", out.display()));
-        }
+    if let Some(out) = &args.out
+        && let Err(e) = write_out(out, &verdicts, args.mode, failed_reports)
+    {
+        return Outcome::BadInput(format!("error: cannot write {}: {e}", out.display()));
     }
     eprintln!("took {:.1}s of wall time", elapsed.as_secs_f64());
-    if let Some(budget) = budget {
-        if elapsed > budget {
-            println!(
-                "FAIL smoke budget: the suite took {:.1}s, over its {}s budget",
-                elapsed.as_secs_f64(),
-                budget.as_secs()
-            );
-            outcome = Outcome::Failed;
-        }
+    if let Some(budget) = budget
+        && elapsed > budget
+    {
+        println!(
+            "FAIL smoke budget: the suite took {:.1}s, over its {}s budget",
+            elapsed.as_secs_f64(),
+            budget.as_secs()
+        );
+        outcome = Outcome::Failed;
     }
     println!("check: {} passed, {} failed", verdicts.len() - failed.len(), failed.len());
     outcome
