@@ -270,6 +270,18 @@ fn sweep_json_is_byte_identical_on_1_and_3_threads_and_from_2_merged_shards() ->
     assert_eq!(rows[2]["values"]["consumer.instances"], "11");
     assert_eq!(rows[2]["values"]["queue.kind"], "service-bus");
     assert_eq!(rows[2]["runs"], 2);
+    // 10 instances miss the 14 ms mean-wait SLO, 14 meet it on either queue.
+    assert_eq!(rows[0]["pass"], false);
+    assert_eq!(rows[0]["runs_passed"], 0);
+    assert!(rows[0]["failed"]["latency.queue_wait.mean_ms < 14ms"] == 2, "{}", rows[0]);
+    assert_eq!(rows[6]["pass"], true);
+    let cheapest = sweep["cheapest_passing"].as_u64().ok_or("a point passes")? as usize;
+    assert_eq!(rows[cheapest]["pass"], true);
+    assert!(
+        rows.iter()
+            .filter(|r| r["pass"] == true)
+            .all(|r| r["cost_usd"].as_f64() >= rows[cheapest]["cost_usd"].as_f64())
+    );
     // More consumers never make the pooled p99 worse on one queue kind.
     let p99 = |i: usize| rows[i]["end_to_end"]["p99_ms"].as_f64().unwrap_or(f64::NAN);
     assert!(p99(0) > p99(2) && p99(2) > p99(4) && p99(4) > p99(6), "{sweep}");

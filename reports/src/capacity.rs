@@ -382,7 +382,12 @@ pub fn html_page(c: &Capacity, svgs: &[String]) -> String {
     match &c.answer {
         Some(a) => {
             out.push_str(&html::card("answer", &setting(c, &a.values), false));
-            out.push_str(&html::card(&c.minimize, &float(a.objective, 4), false));
+            let objective = if c.minimize.ends_with("_usd") {
+                format!("${}", float(a.objective, 4))
+            } else {
+                float(a.objective, 4)
+            };
+            out.push_str(&html::card(&c.minimize, &objective, false));
             out.push_str(&html::card(
                 "end-to-end p99",
                 &format!("{} ms", float(a.p99_ms, 1)),

@@ -112,13 +112,14 @@ pub struct PooledLatency {
 }
 
 impl Point {
-    /// Aggregates the runs of one point (`passed[i]`: run `i` passed, invariants included).
+    /// Aggregates the runs of one point. `runs[i].1`: run `i`'s invariants held; a run passes
+    /// when they did and every `[expect]` condition held.
     pub fn new(index: usize, values: Vec<String>, runs: &[(&RunReport, bool)]) -> Point {
         let mut p = Point {
             index,
             values,
             runs: runs.len(),
-            runs_passed: runs.iter().filter(|r| r.1).count(),
+            runs_passed: runs.iter().filter(|(r, ok)| *ok && r.passed()).count(),
             failed: BTreeMap::new(),
             produced: 0,
             completed: 0,
@@ -652,7 +653,9 @@ pub fn html_page(s: &Sweep, svgs: &[String]) -> String {
     for svg in svgs {
         out.push_str(&html::figure(svg));
     }
-    out.push_str("</section>\n<section>\n<h2>Points</h2>\n<table>\n<tr><th>#</th>");
+    out.push_str(
+        "</section>\n<section>\n<h2>Points</h2>\n<table class=\"nowrap\">\n<tr><th>#</th>",
+    );
     for g in &s.grid {
         let _ = write!(out, "<th class=\"l\">{}</th>", esc(&g.key));
     }
