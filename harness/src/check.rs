@@ -486,3 +486,88 @@ fn write_out(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim::check::Violation;
+
+    const TEXT: &str = "name = \"t\"\nduration = \"1m\"\npattern = \"competing-consumers\"\n\
+                        [workload]\nrate = \"20/s\"\n[consumer]\ninstances = 2\n\
+                        work = \"exp(mean=20ms)\"\n[expect]\n\"messages.lost\" = \"== 0\"\n";
+
+    fn case(extra_top: &str) -> Case {
+        let text = format!("{extra_top}{TEXT}");
+        let scenario =
+            crate::scenario::load_str(&text, Path::new("t.toml"), &[]).expect("valid scenario");
+        Case { path: PathBuf::from("t.toml"), sets: Vec::new(), scenario }
+    }
+
+    fn broken(mut r: CaseResult) -> CaseResult {
+        r.violations.push(Violation {
+            checker: "ledger",
+            at: 5 * NS_PER_S,
+            message: "produced 10 != accounted 9".into(),
+        });
+        r
+    }
+
+    #[test]
+    fn a_violation_fails_a_case_and_names_its_checker_and_time() {
+        let c = case("");
+        let ok = runner::run_case(&c, true);
+        assert!(verdict(&c, &ok, None).pass);
+        let v = verdict(&c, &broken(ok.clone()), None);
+        assert!(!v.pass);
+        assert_eq!(v.reasons, ["invariant `ledger` broken at 5 s: produced 10 != accounted 9"]);
+        // Swarm judges invariants too.
+        assert!(!verdict(&c, &broken(ok.clone()), Some(Mode::Swarm)).pass);
+        let panicked = CaseResult { report: None, panic: Some("ledger".into()), ..ok };
+        let v = verdict(&c, &panicked, None);
+        assert!(!v.pass && v.reasons[0].starts_with("invariant broken (a bug in sluice)"));
+    }
+
+    #[test]
+    fn the_broken_half_of_a_pair_passes_while_it_shows_the_problem() {
+        let c = case("expect_failure = true\n");
+        let holds = runner::run_case(&c, true);
+        let v = verdict(&c, &holds, None);
+        assert!(!v.pass);
+        assert!(v.reasons[0].starts_with("now passes: the pair no longer shows the problem"));
+        let v = verdict(&c, &broken(holds.clone()), None);
+        assert!(v.pass, "{v:?}");
+        // A bug in sluice is a failure even in a pair.
+        let panicked = CaseResult { report: None, panic: Some("x".into()), ..holds };
+        assert!(!verdict(&c, &panicked, None).pass);
+    }
+
+    #[test]
+    fn divergence_names_the_first_interval_that_differs() {
+        let c = case("");
+        let a = runner::run_case(&c, true);
+        assert_eq!(divergence(&a, &runner::run_case(&c, true)), None);
+        let mut b = a.clone();
+        let report = b.report.as_mut().expect("a report");
+        report.timeseries[3].completed += 1;
+        let why = divergence(&a, &b).expect("they differ");
+        assert!(why.contains("from 30 s to 40 s of simulated time"), "{why}");
+        let mut b = a.clone();
+        b.report.as_mut().expect("a report").summary.messages.deliveries += 1;
+        assert!(divergence(&a, &b).expect("they differ").contains("summaries differ"));
+    }
+
+    #[test]
+    fn swarm_faults_come_from_the_seed() {
+        let c = case("");
+        let a = swarm_faults(&c.scenario, 1);
+        assert_eq!(a, swarm_faults(&c.scenario, 1));
+        assert_ne!(a, swarm_faults(&c.scenario, 2));
+        // No services: crashes only, and every drawn schedule loads.
+        for seed in 0..50 {
+            let sets = [swarm_faults(&c.scenario, seed)];
+            assert!(sets[0].contains("kind = \"crash\""));
+            crate::scenario::load_str(TEXT, Path::new("t.toml"), &sets)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", sets[0]));
+        }
+    }
+}
