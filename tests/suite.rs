@@ -501,3 +501,17 @@ fn bad_usage_exits_2_with_a_message() {
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn smoke_runs_each_files_own_seed_within_a_budget() -> TestResult {
+    let dir = scratch("smoke");
+    small_scenario(&dir, "s.toml", "seed = 77");
+    let out = dir.join("out");
+    let o = sluice(&["check", s(&dir), "--mode", "smoke", "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(json(&out.join("check.json"))?["cases"][0]["seed"], 77);
+    let o = sluice(&["check", s(&dir), "--mode", "smoke", "--budget", "1ms"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL smoke budget: the suite took"), "{}", text(&o));
+    Ok(())
+}

@@ -136,10 +136,11 @@ pub fn check(args: &CheckArgs) -> Outcome {
         Ok(c) => c,
         Err(msg) => return Outcome::BadInput(msg),
     };
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
     eprintln!(
-        "sluice check: {} scenario files, {} runs{}",
-        files.len(),
-        cases.len(),
+        "sluice check: {}, {}{}",
+        plural(files.len(), "scenario file"),
+        plural(cases.len(), "run"),
         args.mode.map(|m| format!(" ({m:?} mode)").to_lowercase()).unwrap_or_default()
     );
     let started = Instant::now();
@@ -206,13 +207,17 @@ pub fn check(args: &CheckArgs) -> Outcome {
         && elapsed > budget
     {
         println!(
-            "FAIL smoke budget: the suite took {:.1}s, over its {}s budget",
-            elapsed.as_secs_f64(),
-            budget.as_secs()
+            "FAIL smoke budget: the suite took {:.1}s, over its {budget:?} budget",
+            elapsed.as_secs_f64()
         );
         outcome = Outcome::Failed;
     }
-    println!("check: {} passed, {} failed", verdicts.len() - failed.len(), failed.len());
+    let over = if matches!(outcome, Outcome::Failed) && failed.is_empty() {
+        "; over the smoke budget"
+    } else {
+        ""
+    };
+    println!("check: {} passed, {} failed{over}", verdicts.len() - failed.len(), failed.len());
     outcome
 }
 
