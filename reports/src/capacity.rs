@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// `capacity.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Capacity {
-    /// Always [`SCHEMA`].
+    /// Always [`crate::SCHEMA`].
     pub schema: u32,
     /// The scenario's name.
     pub scenario: String,
