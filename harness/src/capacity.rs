@@ -278,7 +278,12 @@ impl Searcher<'_> {
         }
         let options =
             runner::Options { jobs: runner::jobs(self.args.jobs), checks: true, progress: false };
-        let results = runner::run_all(&cases, options, |_, r| r);
+        let results = runner::run_all(&cases, options, |_, mut r| {
+            if let Some(report) = r.report.as_mut() {
+                report.timeseries = Vec::new();
+            }
+            r
+        });
         let n = self.seeds.len();
         for (k, s) in todo.into_iter().enumerate() {
             let mut runs = Vec::new();

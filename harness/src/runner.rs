@@ -153,6 +153,30 @@ fn progress_bar(len: u64, wanted: bool) -> indicatif::ProgressBar {
     bar
 }
 
+/// Splits `V1,V2,...` at commas outside parentheses and quotes, so values such as
+/// `uniform(1s, 3s)` stay whole; empty values are dropped.
+pub fn split_values(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut quote) = (0i32, None);
+    for c in s.chars() {
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            ('(' | '[' | '{', None) => depth += 1,
+            (')' | ']' | '}', None) => depth -= 1,
+            (',', None) if depth <= 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
+}
+
 /// Parses `--jobs`: 0 means one per core.
 pub fn jobs(n: Option<usize>) -> usize {
     n.unwrap_or(0)
@@ -210,6 +234,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_split_outside_parentheses() {
+        assert_eq!(split_values("2, 4,8"), ["2", "4", "8"]);
+        assert_eq!(split_values("uniform(1s, 3s),const(2s)"), ["uniform(1s, 3s)", "const(2s)"]);
+        assert_eq!(split_values("[\"a\", \"b\"],'x,y'"), ["[\"a\", \"b\"]", "'x,y'"]);
+        assert!(split_values(" , ").is_empty());
+    }
 
     #[test]
     fn shards_parse() {

@@ -25,7 +25,8 @@ pub struct SweepArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
     /// A key and its values: `--grid consumer.instances=2,4,8` (repeatable: the grid is the
-    /// cross product, the first key varying slowest).
+    /// cross product, the first key varying slowest). Commas inside parentheses or quotes do
+    /// not split: `--grid 'consumer.work=uniform(1s, 3s),const(2s)'`.
     #[arg(long = "grid", value_name = "KEY=V1,V2,...", required = true)]
     pub grid: Vec<String>,
     /// Run seeds 1..=N at every point (default: the file's own seed).
@@ -109,7 +110,13 @@ pub fn sweep(args: &SweepArgs) -> Outcome {
             .unwrap_or_default()
     );
     let options = runner::Options { jobs: runner::jobs(args.jobs), checks: true, progress: true };
-    let results = runner::run_all(&cases, options, |_, r| r);
+    // Keep what a point needs: the summary and histograms, not the time series.
+    let results = runner::run_all(&cases, options, |_, mut r| {
+        if let Some(report) = r.report.as_mut() {
+            report.timeseries = Vec::new();
+        }
+        r
+    });
     let mut broken = Vec::new();
     let mut points = Vec::new();
     for (k, &i) in mine.iter().enumerate() {
@@ -189,8 +196,7 @@ fn parse_grid(grid: &[String]) -> Result<Vec<GridKey>, String> {
             format!("error: --grid {g:?}: expected KEY=V1,V2,... (e.g. consumer.instances=2,4,8)")
         })?;
         let key = key.trim().to_string();
-        let values: Vec<String> =
-            values.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let values = runner::split_values(values);
         if key.is_empty() || values.is_empty() {
             return Err(format!("error: --grid {g:?}: expected KEY=V1,V2,..."));
         }

@@ -13,7 +13,6 @@ use crate::sweep::{chart_stem, write_xy_charts};
 use crate::xy::{Mark, XyChart, XySeries};
 use serde::{Deserialize, Serialize};
 use sim::spec::{CmpOp, Expectation};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -482,6 +481,3 @@ pub fn write(dir: &Path, c: &Capacity, formats: &Formats) -> Result<Vec<PathBuf>
     }
     Ok(written)
 }
-
-/// Keeps `BTreeMap` in the public signature set small; used by the harness to key settings.
-pub type Settings = BTreeMap<Vec<i64>, Eval>;
