@@ -95,8 +95,9 @@ fn a_failing_case_prints_its_replay_command_and_junit_names_it() -> TestResult {
         "c-pair.toml",
         "expect_failure = true\n[expect]\n\"messages.lost\" = \"== 0\"",
     );
-    let junit = dir.join("out/junit.xml");
-    let o = sluice(&["check", s(&dir), "--seeds", "2", "--junit", s(&junit)]);
+    let junit = dir.join("junit/junit.xml");
+    let out_dir = scratch("check-fail-out");
+    let o = sluice(&["check", s(&dir), "--seeds", "2", "--junit", s(&junit), "--out", s(&out_dir)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let b = dir.join("b-slo.toml");
@@ -119,6 +120,16 @@ fn a_failing_case_prints_its_replay_command_and_junit_names_it() -> TestResult {
         xml.contains("<testsuites name=\"sluice check\" tests=\"6\" skipped=\"0\" failures=\"4\""),
         "{xml}"
     );
+    // Every failed case keeps its run directory, named after its file and seed.
+    let failures: Vec<String> = std::fs::read_dir(out_dir.join("failures"))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(failures.len(), 4, "{failures:?}");
+    let b_stem =
+        b.display().to_string().trim_end_matches(".toml").replace(['/', '\\', '.', ':'], "-");
+    let one = out_dir.join("failures").join(format!("{}-seed-1", b_stem.trim_matches('-')));
+    assert!(one.join("summary.json").is_file(), "{} in {failures:?}", one.display());
+    assert_eq!(json(&out_dir.join("check.json"))?["failed"], 4);
     Ok(())
 }
 

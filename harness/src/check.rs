@@ -463,7 +463,7 @@ fn write_junit(path: &Path, verdicts: &[Verdict], mode: Option<Mode>) -> std::io
     std::fs::write(path, xml)
 }
 
-/// `DIR/check.json` and `DIR/failures/<scenario>-seed-<N>/` for every failed case.
+/// `DIR/check.json` and `DIR/failures/<file>-seed-<N>/` for every failed case.
 fn write_out(
     out: &Path,
     verdicts: &[Verdict],
@@ -482,10 +482,17 @@ fn write_out(
     let mut json = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     json.push(b'\n');
     std::fs::write(out.join("check.json"), json)?;
-    for report in failed.into_iter().flatten() {
-        let dir = out
-            .join("failures")
-            .join(format!("{}-seed-{}", report.summary.scenario, report.summary.seed));
+    for (v, report) in verdicts.iter().zip(failed) {
+        let Some(report) = report else { continue };
+        // Named after the file (scenario names need not be unique), e.g.
+        // `failures/scenarios-chaos-orders-outage-seed-3/`.
+        let stem: String = v
+            .file
+            .trim_end_matches(".toml")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .collect();
+        let dir = out.join("failures").join(format!("{}-seed-{}", stem.trim_matches('-'), v.seed));
         reports::write_run_dir(&dir, &report, &reports::Formats::data_only())
             .map_err(std::io::Error::other)?;
     }
