@@ -182,7 +182,8 @@ pub fn finish(out: &Path, plan: &Plan, points: Vec<Point>, formats: &Formats) ->
         );
     }
     for k in &sweep.knees {
-        println!("knee of {}: {} (p99 {} ms)", k.key, k.value, k.p99_ms);
+        let end = if k.at_end { " (the largest value tried: more may still help)" } else { "" };
+        println!("knee of {}: {} (p99 {} ms){end}", k.key, k.value, k.p99_ms);
     }
     println!("wrote {} files to {}", files.len(), out.display());
     Outcome::Ok

@@ -258,6 +258,8 @@ pub struct Knee {
     pub value: String,
     /// Its end-to-end p99 \[ms\].
     pub p99_ms: f64,
+    /// The knee is the largest value tried: more may still help.
+    pub at_end: bool,
 }
 
 /// Builds `sweep.json` from the plan and every point (any order; each index exactly once).
@@ -372,6 +374,7 @@ fn knees(plan: &Plan, rows: &[Row]) -> Vec<Knee> {
                     fixed: fixed.clone(),
                     value: r.values[&g.key].clone(),
                     p99_ms: r.end_to_end.p99_ms,
+                    at_end: k + 1 == pts.len(),
                 });
             }
         }
@@ -560,10 +563,11 @@ pub fn markdown(s: &Sweep) -> String {
         let at = if fixed.is_empty() { String::new() } else { format!(" (at {fixed})") };
         let _ = writeln!(
             out,
-            "- knee of `{}`{at}: {} (p99 {}): more improves p99 by under a tenth of the whole gain",
+            "- knee of `{}`{at}: {} (p99 {}): {}",
             k.key,
             k.value,
-            ms(k.p99_ms)
+            ms(k.p99_ms),
+            knee_note(k)
         );
     }
     out.push_str("\n| point |");
@@ -593,6 +597,14 @@ pub fn markdown(s: &Sweep) -> String {
         );
     }
     out
+}
+
+fn knee_note(k: &Knee) -> &'static str {
+    if k.at_end {
+        "the largest value tried, and p99 was still improving: try larger values"
+    } else {
+        "beyond it p99 improves by under a tenth of the whole gain (log scale)"
+    }
 }
 
 fn values_text(r: &Row) -> String {
@@ -641,10 +653,11 @@ pub fn html_page(s: &Sweep, svgs: &[String]) -> String {
             let at = if fixed.is_empty() { String::new() } else { format!(" at {}", esc(&fixed)) };
             let _ = writeln!(
                 out,
-                "<li><code>{}</code>{at}: <b>{}</b> (p99 {}): beyond it p99 improves by under a tenth of the whole gain</li>",
+                "<li><code>{}</code>{at}: <b>{}</b> (p99 {}): {}</li>",
                 esc(&k.key),
                 esc(&k.value),
-                esc(&ms(k.p99_ms))
+                esc(&ms(k.p99_ms)),
+                esc(knee_note(k))
             );
         }
         out.push_str("</ul>\n</section>\n");
