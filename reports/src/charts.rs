@@ -133,7 +133,7 @@ pub fn run_charts(r: &RunReport) -> Vec<Chart> {
             "messages",
             vec![
                 count_series("backlog (waiting)", BLUE, rows, |row| row.backlog),
-                count_series("in flight (locked)", ORANGE, rows, |row| row.in_flight),
+                count_series("in progress", ORANGE, rows, |row| row.in_progress),
             ],
         ),
         time("failures", "Failures", "messages per interval", failure_series(rows)),

@@ -610,7 +610,7 @@ pub struct TimeseriesRow {
     pub dead_lettered: u64,
     /// Messages waiting at the end of the interval.
     pub backlog: u64,
-    /// Messages locked by a handler at the end of the interval.
+    /// Messages in the system at the end of the interval (waiting or in progress).
     pub in_flight: u64,
     /// Consumer instances running at the end of the interval.
     pub instances: u32,
@@ -628,6 +628,10 @@ pub struct TimeseriesRow {
     /// Mean web-tier response time in the interval (WebJob plans) \[ms\]; 0 otherwise.
     #[serde(default)]
     pub web_latency_ms: f64,
+    /// Of `in_flight`, messages in progress (locked by a handler, held by an API, stored
+    /// jobs): `in_flight - backlog`.
+    #[serde(default)]
+    pub in_progress: u64,
 }
 
 impl From<&sim::results::IntervalRow> for TimeseriesRow {
@@ -640,6 +644,7 @@ impl From<&sim::results::IntervalRow> for TimeseriesRow {
             dead_lettered: r.dead_lettered,
             backlog: r.backlog,
             in_flight: r.in_flight,
+            in_progress: r.in_progress,
             instances: r.instances,
             expired: r.expired,
             rejected: r.rejected,

@@ -11,7 +11,7 @@ use sim::model::series::{Downsampled, Merge};
 use std::io;
 
 /// The CSV header, design.md's columns first.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     "t_s",
     "arrivals",
     "completed",
@@ -26,6 +26,7 @@ pub const COLUMNS: [&str; 14] = [
     "latency_p99_ms",
     "cost_usd",
     "web_latency_ms",
+    "in_progress",
 ];
 
 /// Writes `timeseries.csv` one row at a time: the header on creation, then each row as it
@@ -68,6 +69,8 @@ impl<W: io::Write> CsvStream<W> {
             b.push(b',');
             b.extend_from_slice(floats.format(x).as_bytes());
         }
+        b.push(b',');
+        b.extend_from_slice(ints.format(r.in_progress).as_bytes());
         b.push(b'\n');
         if b.len() >= Self::FLUSH_AT {
             self.out.write_all(&self.buf)?;
@@ -114,10 +117,21 @@ pub fn write_csv<W: io::Write>(rows: &[TimeseriesRow], out: W) -> Result<(), csv
 /// Reads rows written by [`write_csv`] or [`CsvStream`], downsampled as the simulator
 /// downsamples them (at most [`Downsampled::DEFAULT_CAP`] rows; a file with fewer rows is
 /// read exactly). Memory stays bounded whatever the file's length.
+///
+/// Files written before the `in_progress` column existed used `in_flight` for what is now
+/// `in_progress` (messages held, not waiting); they are read in today's meaning
+/// (`in_flight = backlog + in_progress`).
 pub fn read_csv<R: io::Read>(input: R) -> Result<Vec<TimeseriesRow>, csv::Error> {
     let mut d = Downsampled::new(Downsampled::<TimeseriesRow>::DEFAULT_CAP);
-    for row in csv::Reader::from_reader(input).deserialize() {
-        d.push(row?);
+    let mut reader = csv::Reader::from_reader(input);
+    let old = !reader.headers()?.iter().any(|h| h == "in_progress");
+    for row in reader.deserialize() {
+        let mut row: TimeseriesRow = row?;
+        if old {
+            row.in_progress = row.in_flight;
+            row.in_flight = row.backlog + row.in_progress;
+        }
+        d.push(row);
     }
     d.finish();
     Ok(d.to_vec())
@@ -136,6 +150,7 @@ impl Merge for TimeseriesRow {
         self.rejected += b.rejected;
         self.backlog = self.backlog.max(b.backlog);
         self.in_flight = self.in_flight.max(b.in_flight);
+        self.in_progress = self.in_progress.max(b.in_progress);
         self.instances = self.instances.max(b.instances);
         self.cost_usd = b.cost_usd;
         self.web_latency_ms = self.web_latency_ms.max(b.web_latency_ms);
@@ -161,7 +176,7 @@ mod tests {
         write_csv(&rows, &mut buf).unwrap();
         let text = String::from_utf8(buf.clone()).unwrap();
         assert_eq!(text.lines().next().unwrap(), COLUMNS.join(","));
-        assert_eq!(text.lines().nth(1).unwrap(), "10.0,100,98,0,0,0,0,0,0,0,12.345,0.0,0.0,0.0");
+        assert_eq!(text.lines().nth(1).unwrap(), "10.0,100,98,0,0,0,0,0,0,0,12.345,0.0,0.0,0.0,0");
         // serde's field names are the columns.
         let mut w = csv::Writer::from_writer(Vec::new());
         w.serialize(&rows[0]).unwrap();
@@ -173,6 +188,15 @@ mod tests {
         assert_eq!(read_csv(empty.as_slice()).unwrap(), vec![]);
     }
 
+    #[test]
+    fn files_from_before_in_progress_are_read_in_todays_meaning() {
+        let old = "t_s,arrivals,completed,failed,dead_lettered,backlog,in_flight,instances,\
+                   expired,rejected,latency_p50_ms,latency_p99_ms,cost_usd,web_latency_ms\n\
+                   10.0,100,98,0,0,3,5,1,0,0,1.0,2.0,0.0,0.0\n";
+        let rows = read_csv(old.as_bytes()).unwrap();
+        assert_eq!((rows[0].backlog, rows[0].in_progress, rows[0].in_flight), (3, 5, 8));
+    }
+
     fn interval(i: u64) -> sim::results::IntervalRow {
         sim::results::IntervalRow {
             t: (i + 1) * 10_000_000_000,
@@ -180,6 +204,7 @@ mod tests {
             completed: 3 * i % 11,
             backlog: i * 37 % 101,
             in_flight: i % 3,
+            in_progress: i % 2,
             instances: (i % 4) as u32,
             cost_usd: i as f64 * 0.001_234_567,
             web_latency_ns: i * 1_234_567 % 9_999_999,

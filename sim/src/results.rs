@@ -166,8 +166,12 @@ pub struct IntervalRow {
     pub rejected: u64,
     /// Messages waiting (visible or delayed, not locked) at the end of the interval.
     pub backlog: u64,
-    /// Messages locked by a handler at the end of the interval.
+    /// Messages in the system at the end of the interval: waiting or in progress (what
+    /// `messages.in_flight` counts at the end of a run).
     pub in_flight: u64,
+    /// Of those, messages in progress: locked by a handler, held by an API still accepting
+    /// them, stored jobs, ... (`in_flight - backlog`).
+    pub in_progress: u64,
     /// Consumer instances running at the end of the interval.
     pub instances: u32,
     /// Cost accrued since the start of the run, USD.

@@ -74,7 +74,8 @@ impl Loop {
         let backlog: u64 = queues.iter().map(|q| q.backlog()).sum();
         t.meters.close_interval(Levels {
             backlog,
-            in_flight: t.meters.holdings().in_flight() - backlog,
+            in_flight: t.meters.holdings().in_flight(),
+            in_progress: t.meters.holdings().in_flight() - backlog,
             instances: hosts.iter().map(|h| h.allocated()).sum(),
             cost_usd: cost,
             web_latency_ns: web_ns,

@@ -30,7 +30,7 @@ fn time_charts_show_the_timeseries() {
     let rows = &r.timeseries;
     let col = |f: &dyn Fn(&reports::TimeseriesRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
     assert_eq!(ys(chart(&cs, "backlog"), "backlog (waiting)"), col(&|r| r.backlog as f64));
-    assert_eq!(ys(chart(&cs, "backlog"), "in flight (locked)"), col(&|r| r.in_flight as f64));
+    assert_eq!(ys(chart(&cs, "backlog"), "in progress"), col(&|r| r.in_progress as f64));
     assert_eq!(ys(chart(&cs, "instances"), "instances"), col(&|r| f64::from(r.instances)));
     assert_eq!(ys(chart(&cs, "cost"), "cost"), col(&|r| r.cost_usd));
     assert_eq!(ys(chart(&cs, "failures"), "dead-lettered"), col(&|r| r.dead_lettered as f64));

@@ -85,7 +85,7 @@ fn timeseries_csv() {
     let text = String::from_utf8(buf).unwrap();
     assert!(text.starts_with(
         "t_s,arrivals,completed,failed,dead_lettered,backlog,in_flight,instances,expired,rejected,\
-         latency_p50_ms,latency_p99_ms,cost_usd,web_latency_ms\n"
+         latency_p50_ms,latency_p99_ms,cost_usd,web_latency_ms,in_progress\n"
     ));
     snapshot("timeseries.csv", &text);
 }

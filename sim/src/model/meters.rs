@@ -164,8 +164,11 @@ struct Inner {
 pub struct Levels {
     /// Messages waiting.
     pub backlog: u64,
-    /// Messages being handled (or held by an API, or stored jobs).
+    /// Messages in the system (waiting or in progress).
     pub in_flight: u64,
+    /// Messages in progress: held, not waiting (locked by a handler, held by an API, stored
+    /// jobs).
+    pub in_progress: u64,
     /// Instances allocated.
     pub instances: u32,
     /// Cost accrued since the start, USD.
@@ -619,6 +622,7 @@ impl Meters {
             rejected: c.rejected,
             backlog: levels.backlog,
             in_flight: levels.in_flight,
+            in_progress: levels.in_progress,
             instances: levels.instances,
             cost_usd: levels.cost_usd,
             web_latency_ns: levels.web_latency_ns,

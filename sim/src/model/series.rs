@@ -15,7 +15,7 @@
 //! | --- | --- |
 //! | `t` | `b.t` (the end of the merged span) |
 //! | `arrivals`, `completed`, `failed`, `dead_lettered`, `expired`, `rejected` | sum |
-//! | `backlog`, `in_flight`, `instances` | max (the peak level at an interval end) |
+//! | `backlog`, `in_flight`, `in_progress`, `instances` | max (the peak level at an interval end) |
 //! | `cost_usd` | `b`'s (cost accrued since the start) |
 //! | `web_latency_ns` | max (the worst interval) |
 //! | `latency_p50_ns`, `latency_p99_ns` | max (the worst interval's quantile) |
@@ -48,6 +48,7 @@ impl Merge for IntervalRow {
         self.rejected += b.rejected;
         self.backlog = self.backlog.max(b.backlog);
         self.in_flight = self.in_flight.max(b.in_flight);
+        self.in_progress = self.in_progress.max(b.in_progress);
         self.instances = self.instances.max(b.instances);
         self.cost_usd = b.cost_usd;
         self.web_latency_ns = self.web_latency_ns.max(b.web_latency_ns);
