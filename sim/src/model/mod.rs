@@ -2,6 +2,7 @@
 //!
 //! | model | what it is |
 //! | --- | --- |
+//! | [`breaker`] | circuit breakers: Polly v7 consecutive, Polly v8 ratio, resilience4j windows |
 //! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
@@ -14,6 +15,7 @@
 //! | [`web`] | the web tier sharing a WebJob's CPU |
 //! | [`meters`] | the message ledger, latency histograms, time series |
 
+pub mod breaker;
 pub mod cost;
 pub mod host;
 pub mod meters;
