@@ -53,7 +53,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order scenario files list them.
-    pub const ALL: [Kind; 4] = [Kind::Consecutive, Kind::Ratio, Kind::CountWindow, Kind::TimeWindow];
+    pub const ALL: [Kind; 4] =
+        [Kind::Consecutive, Kind::Ratio, Kind::CountWindow, Kind::TimeWindow];
 
     /// The name in scenario files.
     pub fn name(self) -> &'static str {
@@ -464,7 +465,8 @@ impl Breaker {
         let d = if self.config.break_growth == 1.0 {
             base
         } else {
-            let grown = base as f64 * libm::pow(self.config.break_growth, f64::from(self.half_open_attempts));
+            let grown = base as f64
+                * libm::pow(self.config.break_growth, f64::from(self.half_open_attempts));
             if grown >= u64::MAX as f64 { u64::MAX } else { grown as Nanos }
         };
         self.blocked_until = now.saturating_add(d);
@@ -592,9 +594,15 @@ mod tests {
         }
         assert_eq!(b.blocked_until(), 3 + 5 * S);
         let t1 = 3 + 5 * S;
-        assert_eq!(call(&mut b, t1, true), [Change::HalfOpened, Change::Opened { until: t1 + 10 * S }]);
+        assert_eq!(
+            call(&mut b, t1, true),
+            [Change::HalfOpened, Change::Opened { until: t1 + 10 * S }]
+        );
         let t2 = t1 + 10 * S;
-        assert_eq!(call(&mut b, t2, true), [Change::HalfOpened, Change::Opened { until: t2 + 20 * S }]);
+        assert_eq!(
+            call(&mut b, t2, true),
+            [Change::HalfOpened, Change::Opened { until: t2 + 20 * S }]
+        );
         let t3 = t2 + 20 * S;
         assert_eq!(call(&mut b, t3, false), [Change::HalfOpened, Change::Closed]);
         for t in 0..4 {
