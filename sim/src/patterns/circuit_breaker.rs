@@ -346,6 +346,9 @@ struct Tracked {
     group: u32,
     /// Open or half-open since (or last counted at).
     not_closed_since: Option<Nanos>,
+    /// A paused listener took a message for a probe that has not called yet: take no
+    /// more until it has (or its handler ended without calling).
+    probe_taken: bool,
 }
 
 /// Every breaker of the run, by instance (or one, shared), and the counters of the
@@ -373,6 +376,7 @@ impl Breakers {
             breaker: Breaker::new(self.config.clone()),
             group,
             not_closed_since: None,
+            probe_taken: false,
         };
         let tracked = all.entry(self.key(inst)).or_insert_with(fresh);
         if tracked.group != group {
@@ -409,6 +413,7 @@ impl Breakers {
     fn before_call(&self, inst: &Instance) -> Decision {
         let now = self.t.sim.now_ns();
         self.with(inst, |tr| {
+            tr.probe_taken = false;
             let (decision, change) = tr.breaker.before_call(now);
             self.changed(tr, change, now);
             decision
@@ -423,10 +428,23 @@ impl Breakers {
         });
     }
 
-    /// The gate of a listener that pauses.
+    /// The gate of a listener that pauses: any number of messages while closed; one at a
+    /// time for the probes, each taken once the previous one has called.
     fn admits(&self, inst: &Instance) -> Option<u32> {
         let now = self.t.sim.now_ns();
-        self.with(inst, |tr| tr.breaker.admits(now))
+        self.with(inst, |tr| match tr.breaker.admits(now)? {
+            u32::MAX => Some(u32::MAX),
+            _ if tr.probe_taken => None,
+            _ => {
+                tr.probe_taken = true;
+                Some(1)
+            }
+        })
+    }
+
+    /// A handler of `inst` is done with a message (which may never have called).
+    fn handled(&self, inst: &Instance) {
+        self.with(inst, |tr| tr.probe_taken = false);
     }
 }
 
@@ -581,6 +599,9 @@ impl Handler for Guarded {
         t.sim.sleep(work).await;
         self.host.cpu_work(work);
         let ok = !t.is_poison(delivery.msg.class) && self.call_all(inst).await.is_ok();
+        if let Some(b) = self.breakers.as_ref().filter(|_| self.on_open == OnOpen::Pause) {
+            b.handled(inst);
+        }
         t.meters.latency(Lat::Handler, delivery.msg.accepted_at, t.sim.now_ns() - started);
         let _ = if ok { self.queue.complete(&delivery) } else { self.queue.abandon(&delivery) };
     }
@@ -632,8 +653,11 @@ fn build(t: &Rc<Topology>) {
     }
     if let Some(b) = &breakers {
         if s.on_open == OnOpen::Pause {
-            let b = b.clone();
-            trigger.set_gate(Rc::new(move |inst| b.admits(inst)));
+            // Weak: the trigger belongs to the topology, which the breakers hold.
+            let b = Rc::downgrade(b);
+            trigger.set_gate(Rc::new(move |inst| {
+                b.upgrade().map_or(Some(u32::MAX), |b| b.admits(inst))
+            }));
         }
     }
     let calls = c.calls.iter().map(|n| t.services.index(n).expect("checked by the loader"));
