@@ -312,7 +312,10 @@ fn polly_v7_half_open_lets_one_probe_through_per_break_so_a_hung_probe_allows_an
 fn resilience4j_half_open_permits_its_calls_and_decides_once_all_have_answered() {
     let c = Config { half_open_calls: 3, ..config(Kind::CountWindow) };
     let mut b = Breaker::new(c.clone());
-    let over = open(&mut b, 0) + 5 * S;
+    let end = open(&mut b, 0) + 5 * S;
+    // resilience4j moves to half-open once the clock is strictly after the wait.
+    assert_eq!(b.before_call(end), (Decision::Rejected { retry_after: 0 }, None));
+    let over = end + 1;
     assert_eq!(b.before_call(over), (Decision::Call { probe: true }, Some(Change::HalfOpened)));
     assert_eq!(b.before_call(over).0, Decision::Call { probe: true });
     assert_eq!(b.before_call(over).0, Decision::Call { probe: true });
@@ -327,13 +330,27 @@ fn resilience4j_half_open_permits_its_calls_and_decides_once_all_have_answered()
     assert_eq!(b.after_call(over + 3, false, MS), Some(Change::Closed));
     // 2 of 3 (67 %): open again.
     let mut b = Breaker::new(c);
-    let over = open(&mut b, 0) + 5 * S;
+    let over = open(&mut b, 0) + 5 * S + 1;
     for _ in 0..3 {
         b.before_call(over);
     }
     b.after_call(over, true, MS);
     b.after_call(over, false, MS);
     assert_eq!(b.after_call(over, true, MS), Some(Change::Opened { until: over + 5 * S }));
+}
+
+#[test]
+fn resilience4j_half_open_decides_after_the_minimum_when_it_is_smaller() {
+    // The half-open window's minimum is min(minimumNumberOfCalls, permitted calls).
+    let c = Config { half_open_calls: 5, minimum_throughput: 2, ..config(Kind::CountWindow) };
+    let mut b = Breaker::new(c);
+    let opened = open(&mut b, 0);
+    let over = opened + 5 * S + 1;
+    for _ in 0..5 {
+        assert!(permitted(b.before_call(over).0));
+    }
+    assert_eq!(b.after_call(over, false, MS), None);
+    assert_eq!(b.after_call(over, false, MS), Some(Change::Closed), "2 answers decide");
 }
 
 #[test]

@@ -26,8 +26,11 @@
 //!   outcomes, or the last `window_size` one-second buckets. Once the window holds
 //!   `minimum_throughput` calls (for a count window, at most `window_size`), it opens when
 //!   the failure rate ≥ `failure_ratio` **or** the slow-call rate (calls slower than
-//!   `slow_call_duration`) ≥ `slow_call_ratio`, checked after every outcome. Half-open lets
-//!   `half_open_calls` calls through and decides once all of them have answered.
+//!   `slow_call_duration`) ≥ `slow_call_ratio`, checked after every outcome. The first call
+//!   once the clock is strictly past the wait moves it to half-open, which lets
+//!   `half_open_calls` calls through and decides once min(`minimum_throughput`,
+//!   `half_open_calls`) of them have answered (a count window of that size). Each failed
+//!   half-open grows the next wait (`waitIntervalFunctionInOpenState` with the attempts).
 //!
 //! In every kind, the state that judges an outcome is the state when the outcome arrives
 //! (the libraries do the same): a call that started before the break and fails while the
@@ -365,7 +368,8 @@ impl Breaker {
                 (Decision::Call { probe: true }, Some(Change::HalfOpened))
             }
             (Kind::Ratio, _) => (rejected, None),
-            (Kind::CountWindow | Kind::TimeWindow, State::Open) if now >= self.blocked_until => {
+            // resilience4j: once the clock is strictly after the wait
+            (Kind::CountWindow | Kind::TimeWindow, State::Open) if now > self.blocked_until => {
                 self.state = State::HalfOpen;
                 if let Stats::Windows { half_open, permits, .. } = &mut self.stats {
                     *half_open = Window::count(self.config.half_open_calls);
@@ -435,11 +439,13 @@ impl Breaker {
                 }
                 State::Open => None, // recorded by resilience4j, but replaced at half-open
                 State::HalfOpen => {
+                    // A count window of half_open_calls, whose minimum is at most its size.
                     half_open.record(now, failed, slow);
                     let t = half_open.totals(now);
-                    if t.total() < c.half_open_calls {
+                    let min = c.minimum_throughput.min(c.half_open_calls);
+                    if t.total() < min {
                         None
-                    } else if over_thresholds(c, t, c.half_open_calls) {
+                    } else if over_thresholds(c, t, min) {
                         Some(State::Open)
                     } else {
                         Some(State::Closed)
@@ -498,7 +504,7 @@ impl Breaker {
                 (now >= self.blocked_until).then_some(1)
             }
             (Kind::Ratio, _) => None,
-            (_, State::Open) => (now >= self.blocked_until).then_some(self.config.half_open_calls),
+            (_, State::Open) => (now > self.blocked_until).then_some(self.config.half_open_calls),
             (_, State::HalfOpen) => match self.stats {
                 Stats::Windows { permits, .. } if permits > 0 => Some(permits),
                 _ => None,
