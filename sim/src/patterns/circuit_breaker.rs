@@ -651,14 +651,13 @@ fn build(t: &Rc<Topology>) {
     if breakers.is_some() || recovery.is_some() {
         t.sim.spawn(watch(t.clone(), breakers.clone(), recovery.clone(), queue.clone()));
     }
-    if let Some(b) = &breakers {
-        if s.on_open == OnOpen::Pause {
-            // Weak: the trigger belongs to the topology, which the breakers hold.
-            let b = Rc::downgrade(b);
-            trigger.set_gate(Rc::new(move |inst| {
-                b.upgrade().map_or(Some(u32::MAX), |b| b.admits(inst))
-            }));
-        }
+    if let Some(b) = &breakers
+        && s.on_open == OnOpen::Pause
+    {
+        // Weak: the trigger belongs to the topology, which the breakers hold.
+        let b = Rc::downgrade(b);
+        trigger
+            .set_gate(Rc::new(move |inst| b.upgrade().map_or(Some(u32::MAX), |b| b.admits(inst))));
     }
     let calls = c.calls.iter().map(|n| t.services.index(n).expect("checked by the loader"));
     let handler = Guarded {
