@@ -258,6 +258,175 @@ fn compare_two_consumer_counts() -> TestResult {
     Ok(())
 }
 
+/// A rate typo: a million messages a second against 20 messages a second of capacity.
+const RUNAWAY: &str = "name = \"typo\"\nduration = \"1h\"\npattern = \"competing-consumers\"\n\
+    [workload]\nrate = \"1000000/s\"\n[consumer]\ninstances = 1\nconcurrency = 1\n\
+    work = \"const(50ms)\"\n";
+
+#[test]
+fn a_runaway_backlog_stops_with_exit_1_a_plain_message_and_the_run_directory() -> TestResult {
+    let dir = scratch("runaway");
+    let scenario = dir.join("typo.toml");
+    std::fs::write(&scenario, RUNAWAY)?;
+    let out = dir.join("out");
+    let o = sluice(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--set",
+        "limits.max_backlog=20000",
+        "--report",
+        "md",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    // warned up front, then stopped, saying when, how big, the rates and the key to raise
+    assert!(t.contains("warning: offered load 1000000 messages/s exceeds"), "{t}");
+    assert!(t.contains("capacity of about 20 messages/s"), "{t}");
+    assert!(t.contains("runaway backlog: the run stopped at"), "{t}");
+    assert!(t.contains("20001 messages in the system"), "{t}");
+    assert!(t.contains("(more than limits.max_backlog = 20000)"), "{t}");
+    assert!(t.contains("against completions"), "{t}");
+    assert!(t.contains("--set limits.max_backlog="), "{t}");
+    assert!(t.contains("replay: sluice run"), "{t}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json"))?)?;
+    let limits = &summary["limits"];
+    assert_eq!(limits["stopped"], true, "{summary}");
+    assert_eq!(limits["backlog"], 20_001);
+    assert_eq!(limits["max_backlog"], 20_000);
+    assert!(limits["at_s"].as_f64().unwrap() < 1.0);
+    assert!(limits["arrivals_per_s"].as_f64().unwrap() > 100_000.0);
+    assert!(limits["completions_per_s"].as_f64().unwrap() < 100.0);
+    assert_eq!(summary["drained"], false);
+    for file in ["timeseries.csv", "report.md", "scenario.toml", "histograms/end_to_end.hlog"] {
+        assert!(out.join(file).exists(), "{file} written");
+    }
+    assert!(std::fs::read_to_string(out.join("scenario.toml"))?.contains("max_backlog = 20000"));
+    let md = std::fs::read_to_string(out.join("report.md"))?;
+    assert!(md.contains("**Stopped by `limits.max_backlog`**"), "{md}");
+    Ok(())
+}
+
+#[test]
+fn validate_warns_when_the_offered_load_exceeds_capacity() -> TestResult {
+    let dir = scratch("warn");
+    let scenario = dir.join("typo.toml");
+    std::fs::write(&scenario, RUNAWAY)?;
+    let o = sluice(&["validate", scenario.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "a warning, not an error: {t}");
+    assert!(t.contains("warning:") && t.contains("typo.toml: offered load 1000000"), "{t}");
+    // peak phases count: a burst above capacity warns too; a design that keeps up does not
+    let o = sluice(&["validate", "scenarios/patterns/load-leveling.toml"]);
+    assert!(text(&o).contains("offered load 400 messages/s exceeds"), "{}", text(&o));
+    let o = sluice(&["validate", "scenarios/validation/mmc.toml"]);
+    assert!(!text(&o).contains("warning"), "{}", text(&o));
+    Ok(())
+}
+
+#[test]
+fn the_limits_table_is_checked_and_printed_back() -> TestResult {
+    let dir = scratch("limits");
+    let head = "name = \"l\"\nduration = \"10m\"\npattern = \"competing-consumers\"\n";
+    let cases = [
+        ("key.toml", "[limits]\nmax_backlg = 10\n", "key.toml:5:1", "did you mean `max_backlog`"),
+        ("zero.toml", "[limits]\nmax_backlog = 0\n", "zero.toml:5:15", "limits.max_backlog"),
+        ("type.toml", "[limits]\nmax_backlog = \"lots\"\n", "type.toml:5:15", "integer"),
+    ];
+    for (name, body, place, hint) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{head}{body}"))?;
+        let o = sluice(&["validate", path.to_str().unwrap()]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {t}");
+        assert!(t.contains(place), "{name}: expected {place} in:\n{t}");
+        assert!(t.contains(hint), "{name}: expected {hint:?} in:\n{t}");
+    }
+    let o = sluice(&["run", "scenarios/validation/mmc.toml", "--print-scenario"]);
+    assert!(text(&o).contains("[limits]\nmax_backlog = 5000000\n"), "{}", text(&o));
+    let o = sluice(&[
+        "run",
+        "scenarios/validation/mmc.toml",
+        "--set",
+        "limits.max_backlog=77",
+        "--print-scenario",
+    ]);
+    assert!(text(&o).contains("[limits]\nmax_backlog = 77\n"), "{}", text(&o));
+    Ok(())
+}
+
+#[test]
+fn a_long_series_keeps_every_row_in_the_csv_and_stays_deterministic() -> TestResult {
+    let dir = scratch("long");
+    let scenario = dir.join("long.toml");
+    // 2 hours at a 1 s interval: 7200 rows, more than the in-memory downsample keeps
+    std::fs::write(
+        &scenario,
+        "name = \"long\"\nduration = \"2h\"\ninterval = \"1s\"\npattern = \"competing-consumers\"\n\
+         [workload]\nrate = \"5/s\"\n[consumer]\ninstances = 2\nconcurrency = 2\n",
+    )?;
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for out in [&a, &b] {
+        let o = sluice(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--report",
+            "md,svg",
+            "--check-determinism",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(text(&o).contains("byte-identical summary.json and timeseries.csv"));
+    }
+    let csv = std::fs::read_to_string(a.join("timeseries.csv"))?;
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(rows.len() >= 7200, "{} rows", rows.len());
+    // one row a second (the last one ends with the run, maybe before a full second)
+    assert!(rows[..7199].iter().enumerate().all(|(i, r)| r.starts_with(&format!("{}.0,", i + 1))));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("summary.json"))?)?;
+    let completed: u64 =
+        rows.iter().map(|r| r.split(',').nth(2).unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(summary["messages"]["completed"], completed);
+    for file in ["timeseries.csv", "summary.json", "report.md", "charts/throughput.svg"] {
+        assert_eq!(std::fs::read(a.join(file))?, std::fs::read(b.join(file))?, "{file} differs");
+    }
+    // finished run directories with long series compare as well
+    let o = sluice(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--report",
+        "md",
+        "--out",
+        dir.join("cmp").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // its sub-folders keep every row: copied from the inputs...
+    let copied = std::fs::read(dir.join("cmp").join("a").join("timeseries.csv"))?;
+    assert_eq!(copied, csv.as_bytes());
+    // ...or streamed while the designs ran
+    let cmp2 = dir.join("cmp2");
+    let o = sluice(&[
+        "compare",
+        scenario.to_str().unwrap(),
+        "--vary",
+        "consumer.instances=2,3",
+        "--report",
+        "none",
+        "--out",
+        cmp2.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let streamed = std::fs::read(cmp2.join("long__consumer.instances_2").join("timeseries.csv"))?;
+    assert_eq!(streamed, csv.as_bytes(), "the same design, the same seed, every row");
+    Ok(())
+}
+
 #[test]
 fn breaker_table_errors_point_at_the_key_and_its_chaos_pair_fails_then_passes() -> TestResult {
     let dir = scratch("breaker");

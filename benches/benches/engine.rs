@@ -6,13 +6,15 @@
 //!   hand-written heap loop, all three on the same random streams (asserted to agree on the
 //!   mean wait exactly, and with Erlang C), plus the same model as a whole `sim::run`;
 //! * `meters`: recording a latency (`sim::results::Latency::record`, HDR + exact sum) vs a
-//!   bare `hdrhistogram` record;
+//!   bare `hdrhistogram` record; `interval`: closing a time-series interval, now and as it
+//!   was (the interval's own HDR histogram, reset each time);
 //! * `run`: a whole `sim::run` of a competing-consumers scenario, messages/s.
 //!
 //! `cargo test -p sluice-benches` runs each benchmark once (criterion's test mode).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sim::dist::Dist;
+use sim::ledger::{Exit, Holder};
 use sim::results::Latency;
 use sim::rng::Rng;
 use sim::time::*;
@@ -82,6 +84,38 @@ fn meters(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    g.finish();
+
+    // Closing a time-series interval with 10 completions in it: the meters' close (buffered
+    // p50/p99, the row to the downsample) against what it replaced (the interval's own HDR
+    // histogram: record, two quantiles, reset).
+    let sim = sim::engine::Sim::new();
+    let meters =
+        sim::model::meters::Meters::new(sim.clone(), NS_PER_H + NS_PER_DAY, 0, false, &[], None);
+    let mut g = c.benchmark_group("interval");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("close", |b| {
+        b.iter(|| {
+            for &v in &values[..10] {
+                let mut msg = meters.produce(0);
+                meters.admit(&mut msg, Holder::Queue);
+                meters.latency(sim::model::meters::Lat::QueueWait, 0, v);
+                meters.exit(&msg, Holder::Queue, Exit::Completed);
+            }
+            meters.close_interval(black_box(sim::model::meters::Levels::default()));
+        })
+    });
+    g.bench_function("close-with-hdr-reset (before)", |b| {
+        let mut h = Latency::new(highest);
+        b.iter(|| {
+            for &v in &values[..10] {
+                h.record(v);
+            }
+            let q = (h.quantile_ns(0.5), h.quantile_ns(0.99));
+            h.hist.reset();
+            black_box(q)
+        })
     });
     g.finish();
 }

@@ -75,20 +75,33 @@ pub fn compare(args: &CompareArgs) -> Outcome {
         }
     }
     eprintln!("sluice compare: {} designs", loaded.len());
-    let reports: Vec<Option<(String, RunReport)>> = loaded.into_par_iter().map(finish).collect();
-    let Some(runs) = reports.into_iter().collect::<Option<Vec<_>>>() else {
+    let first = match &loaded[0] {
+        Loaded::Run { scenario, .. } => scenario.name.clone(),
+        Loaded::Done(_, report, _) => report.summary.scenario.clone(),
+    };
+    let out =
+        args.out.clone().unwrap_or_else(|| Path::new("runs").join(format!("compare-{first}")));
+    // Each design's sub-folder; a scenario run streams its timeseries.csv there as it runs,
+    // unless two designs share a folder.
+    let dirs: Vec<PathBuf> = loaded.iter().map(|l| out.join(slug(l.label()))).collect();
+    let jobs: Vec<(Loaded, Option<PathBuf>)> = loaded
+        .into_iter()
+        .zip(&dirs)
+        .map(|(l, d)| (l, (dirs.iter().filter(|e| *e == d).count() == 1).then(|| d.clone())))
+        .collect();
+    let reports: Vec<Option<Finished>> =
+        jobs.into_par_iter().map(|(l, dir)| finish(l, dir.as_deref())).collect();
+    let Some(finished) = reports.into_iter().collect::<Option<Vec<_>>>() else {
         return Outcome::Failed; // an invariant broke; `simulate` reported it
     };
-    let out = args.out.clone().unwrap_or_else(|| {
-        Path::new("runs").join(format!("compare-{}", runs[0].1.summary.scenario))
-    });
     let mut written = Vec::new();
-    for (label, report) in &runs {
-        let dir = out.join(slug(label));
-        if let Err(e) = reports::write_run_dir(&dir, report, &Formats::data_only()) {
+    let mut runs = Vec::new();
+    for ((label, report, csv), dir) in finished.into_iter().zip(dirs) {
+        if let Err(e) = write_design_dir(&dir, &report, &csv) {
             return Outcome::BadInput(format!("error: {e}"));
         }
         written.push(dir);
+        runs.push((label, report));
     }
     match reports::compare::write(&out, &runs, &formats) {
         Ok(files) => {
@@ -159,10 +172,54 @@ fn variants(vary: &[String]) -> Result<Vec<(String, Vec<String>)>, String> {
     Ok(out)
 }
 
-/// A design ready to run (or already run).
+/// A design ready to run (or already run: its label, report and run directory).
 enum Loaded {
     Run { scenario: sim::spec::Scenario, path: PathBuf, sets: Vec<String>, label: String },
-    Done(String, RunReport),
+    Done(String, RunReport, PathBuf),
+}
+
+impl Loaded {
+    fn label(&self) -> &str {
+        match self {
+            Loaded::Run { label, .. } | Loaded::Done(label, ..) => label,
+        }
+    }
+}
+
+/// Where a design's full `timeseries.csv` comes from.
+enum Csv {
+    /// Streamed into its sub-folder while it ran.
+    Streamed,
+    /// The run directory it was read from.
+    CopyFrom(PathBuf),
+    /// Only the report's rows are at hand (two designs shared a sub-folder).
+    FromReport,
+}
+
+/// A finished design: label, report, and where its CSV is.
+type Finished = (String, RunReport, Csv);
+
+/// Writes a design's sub-folder, keeping every row of its time series.
+fn write_design_dir(dir: &Path, report: &RunReport, csv: &Csv) -> Result<(), String> {
+    let data = Formats::data_only();
+    match csv {
+        Csv::FromReport => reports::write_run_dir(dir, report, &data).map(drop),
+        Csv::Streamed => reports::write_run_dir_streamed(dir, report, &data).map(drop),
+        Csv::CopyFrom(src) => {
+            reports::write_run_dir_streamed(dir, report, &data).map_err(|e| e.to_string())?;
+            let (from, to) = (src.join("timeseries.csv"), dir.join("timeseries.csv"));
+            let same = matches!(
+                (std::fs::canonicalize(&from), std::fs::canonicalize(&to)),
+                (Ok(a), Ok(b)) if a == b
+            );
+            if !same {
+                std::fs::copy(&from, &to)
+                    .map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+            }
+            Ok(())
+        }
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn load(d: &Design, args: &CompareArgs) -> Result<Loaded, String> {
@@ -170,7 +227,7 @@ fn load(d: &Design, args: &CompareArgs) -> Result<Loaded, String> {
         Design::RunDir(dir) => {
             let report = reports::read_run_dir(dir).map_err(|e| format!("error: {e}"))?;
             let label = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-            Ok(Loaded::Done(label, report))
+            Ok(Loaded::Done(label, report, dir.clone()))
         }
         Design::Scenario { path, sets, label } => {
             let mut s = scenario::load(path, sets).map_err(|e| e.to_string())?;
@@ -185,20 +242,38 @@ fn load(d: &Design, args: &CompareArgs) -> Result<Loaded, String> {
     }
 }
 
-/// Runs a loaded scenario (or passes a finished run through).
-fn finish(l: Loaded) -> Option<(String, RunReport)> {
+/// Runs a loaded scenario (or passes a finished run through). With a `dir`, the run's
+/// `timeseries.csv` is streamed into it.
+fn finish(l: Loaded, dir: Option<&Path>) -> Option<Finished> {
     match l {
-        Loaded::Done(label, report) => Some((label, report)),
+        Loaded::Done(label, report, from) => Some((label, report, Csv::CopyFrom(from))),
         Loaded::Run { scenario, path, sets, label } => {
             let replay = crate::run::replay(&path, scenario.seed, &sets);
-            let run = crate::run::simulate(&scenario, sim::RunOptions::default(), &replay)?;
+            let stream = dir.and_then(|d| match crate::run::StreamedCsv::create(d) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("warning: {e}; its sub-folder keeps the downsampled series");
+                    None
+                }
+            });
+            let options =
+                sim::RunOptions { series: stream.as_ref().map(|s| s.sink()), ..Default::default() };
+            let run = crate::run::simulate(&scenario, options, &replay)?;
+            let csv = match stream.map(|s| s.finish()) {
+                Some(Ok(_)) => Csv::Streamed,
+                Some(Err(e)) => {
+                    eprintln!("error: cannot write the time series of {label}: {e}");
+                    return None;
+                }
+                None => Csv::FromReport,
+            };
             let meta = RunMeta {
                 command: replay,
                 scenario_path: path.display().to_string(),
                 scenario_toml: scenario::to_toml(&scenario),
                 git_commit: option_env!("SLUICE_GIT_COMMIT").map(str::to_string),
             };
-            Some((label, RunReport::new(&scenario, &run.results, meta)))
+            Some((label, RunReport::new(&scenario, &run.results, meta), csv))
         }
     }
 }

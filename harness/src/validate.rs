@@ -13,7 +13,12 @@ pub fn validate(paths: &[PathBuf]) -> Outcome {
             .map_err(|e| e.to_string())
             .and_then(|s| check_expectations(path, &s).map(|_| s));
         match checked {
-            Ok(s) => println!("ok: {} ({}, {})", path.display(), s.name, s.pattern.name()),
+            Ok(s) => {
+                println!("ok: {} ({}, {})", path.display(), s.name, s.pattern.name());
+                if let Some(w) = sim::limits::LoadCheck::of(&s).warning() {
+                    eprintln!("warning: {}: {w}", path.display());
+                }
+            }
             Err(msg) => errors.push(msg),
         }
     }

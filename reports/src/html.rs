@@ -145,7 +145,11 @@ pub(crate) fn report_with(r: &RunReport, charts: &[Chart], svgs: &[String]) -> S
         esc(&s.pattern),
         s.seed,
         secs(s.sim_time_s),
-        if s.drained { "drained" } else { "not drained: stopped at the horizon" }
+        match (&s.limits, s.drained) {
+            (Some(_), _) => "stopped by limits.max_backlog: the backlog ran away",
+            (None, true) => "drained",
+            (None, false) => "not drained: stopped at the horizon",
+        }
     );
     if !r.description.is_empty() {
         let _ = writeln!(out, "<p class=\"desc\">{}</p>", esc(&r.description));

@@ -44,7 +44,7 @@ pub mod timeseries;
 
 pub use error::ReportError;
 pub use model::{
-    Backlog, FaultWindow, LatencySummary, Little, Messages, QueueSummary, RunMeta, RunReport,
-    SCHEMA, ServiceSummary, Summary, Throughput, TimeseriesRow,
+    Backlog, FaultWindow, LatencySummary, LimitsSummary, Little, Messages, QueueSummary, RunMeta,
+    RunReport, SCHEMA, ServiceSummary, Summary, Throughput, TimeseriesRow,
 };
-pub use rundir::{Formats, read_run_dir, write_run_dir};
+pub use rundir::{Formats, read_run_dir, write_run_dir, write_run_dir_streamed};

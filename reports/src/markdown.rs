@@ -21,6 +21,18 @@ pub fn report(r: &RunReport) -> String {
     if !r.description.is_empty() {
         let _ = writeln!(out, "> {}\n", r.description.replace('\n', " "));
     }
+    if let Some(l) = &s.limits {
+        let _ = writeln!(
+            out,
+            "**Stopped by `limits.max_backlog`** at {} simulated: {} messages in the system \
+             (limit {}); arrivals {} msg/s against completions {} msg/s.\n",
+            secs(l.at_s),
+            count(l.backlog),
+            count(l.max_backlog),
+            float(l.arrivals_per_s, 0),
+            float(l.completions_per_s, 2)
+        );
+    }
     let e2e = s.latency("end_to_end");
     let drain =
         if s.drained { secs(s.drain_s) } else { format!("not drained ({})", secs(s.drain_s)) };

@@ -133,6 +133,9 @@ pub struct Summary {
     /// `summary.json` next to `messages` and `latency`.
     #[serde(flatten)]
     pub sections: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Present only when `[limits]` stopped the run early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSummary>,
     /// `[expect]` results, in file order.
     pub expectations: Vec<ExpectationResult>,
 }
@@ -144,7 +147,7 @@ impl Summary {
         let duration_s = ns_to_s(scenario.duration);
         let l = &r.ledger;
         let interval_s = r.interval as f64 / 1e9;
-        let peak_completed = r.timeseries.iter().map(|row| row.completed).max().unwrap_or(0);
+        let peak_completed = r.completed_peak_interval;
         Summary {
             schema: SCHEMA,
             scenario: r.scenario.clone(),
@@ -178,8 +181,14 @@ impl Summary {
                 .services
                 .iter()
                 .map(|(k, s)| {
-                    let v =
-                        ServiceSummary { calls: s.calls, errors: s.errors, timeouts: s.timeouts };
+                    let v = ServiceSummary {
+                        calls: s.calls,
+                        errors: s.errors,
+                        timeouts: s.timeouts,
+                        throttled: s.throttled,
+                        queued: s.queued,
+                        waiting_peak: s.waiting_peak,
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -210,6 +219,14 @@ impl Summary {
                     (s.clone(), fields.iter().map(|(k, v)| (k.clone(), round_dp(*v, 6))).collect())
                 })
                 .collect(),
+            limits: r.limit_stop.map(|l| LimitsSummary {
+                stopped: true,
+                at_s: ns_to_s(l.at),
+                backlog: l.in_system,
+                max_backlog: l.max_backlog,
+                arrivals_per_s: round_dp(l.arrivals_per_s(), 3),
+                completions_per_s: round_dp(l.completions_per_s(), 3),
+            }),
             expectations: Vec::new(),
         }
     }
@@ -234,7 +251,9 @@ impl Summary {
             queue_operations: 0,
             extra: extra.iter().map(|k| (k.to_string(), 0.0)).collect(),
             sections: Default::default(),
-            timeseries: Vec::new(),
+            timeseries: Default::default(),
+            completed_peak_interval: 0,
+            limit_stop: None,
             interval: scenario.interval,
             faults: Vec::new(),
             hosting: scenario.hosting.plan.name().to_string(),
@@ -396,6 +415,23 @@ impl LatencySummary {
     }
 }
 
+/// Why `[limits]` stopped the run (present only when it did).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimitsSummary {
+    /// Always `true`: the run was stopped before its end.
+    pub stopped: bool,
+    /// When \[s\].
+    pub at_s: f64,
+    /// Messages in the system (waiting, locked, stored or being accepted) at that moment.
+    pub backlog: u64,
+    /// The limit passed (`limits.max_backlog`).
+    pub max_backlog: u64,
+    /// Messages produced per second until then (3 decimals).
+    pub arrivals_per_s: f64,
+    /// Messages completed per second until then (3 decimals).
+    pub completions_per_s: f64,
+}
+
 /// Rates \[messages/s, 3 decimals\].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
@@ -459,6 +495,15 @@ pub struct ServiceSummary {
     pub errors: u64,
     /// Of the errors, calls that hit the timeout.
     pub timeouts: u64,
+    /// Of the errors, calls refused at the service's `max_concurrency` (HTTP 429).
+    #[serde(default)]
+    pub throttled: u64,
+    /// Calls that waited for a free slot at the service's `max_concurrency`.
+    #[serde(default)]
+    pub queued: u64,
+    /// Most calls waiting for a slot at once.
+    #[serde(default)]
+    pub waiting_peak: u64,
 }
 
 /// The broker.
@@ -628,6 +673,7 @@ impl FaultWindow {
         let (from, to) = kind.window();
         let detail = match kind {
             FaultKind::Outage { .. } => String::new(),
+            FaultKind::RenewalFailure { .. } => "lock renewals fail".into(),
             FaultKind::Latency { add, .. } => format!("+{}", format_duration(*add)),
             FaultKind::ErrorRate { error_rate, .. } => format!("error rate {error_rate}"),
             FaultKind::Crash { instances, restart_after, .. } => {

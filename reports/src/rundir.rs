@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DIR/summary.json               headline numbers (always)
-//! DIR/timeseries.csv             one row per interval (always)
+//! DIR/timeseries.csv             one row per interval (always; streamed by `sluice run`)
 //! DIR/run.json                   replay command, description, interval, fault timeline (always)
 //! DIR/scenario.toml              the resolved scenario parameters (always)
 //! DIR/histograms/NAME.hlog       lossless latency histogram, HdrHistogram interval log (always)
@@ -116,19 +116,47 @@ fn file_stem(name: &str) -> String {
 
 /// Writes the run directory `dir` (created if needed) and returns the files written, in a fixed
 /// order. Existing files of the same names are replaced.
+///
+/// `timeseries.csv` holds the report's rows: every interval of a run that had up to
+/// [`sim::model::series::Series::DEFAULT_CAP`] of them, else the downsample. `sluice run`
+/// streams the full file during the run instead and then calls [`write_run_dir_streamed`].
 pub fn write_run_dir(
     dir: &Path,
     report: &RunReport,
     formats: &Formats,
 ) -> Result<Vec<PathBuf>, ReportError> {
+    write_dir(dir, report, formats, false)
+}
+
+/// [`write_run_dir`] for a run whose `timeseries.csv` was already written into `dir` while it
+/// ran ([`timeseries::CsvStream`]): writes everything else, and lists the CSV among the files
+/// written.
+pub fn write_run_dir_streamed(
+    dir: &Path,
+    report: &RunReport,
+    formats: &Formats,
+) -> Result<Vec<PathBuf>, ReportError> {
+    write_dir(dir, report, formats, true)
+}
+
+fn write_dir(
+    dir: &Path,
+    report: &RunReport,
+    formats: &Formats,
+    csv_streamed: bool,
+) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     create_dir(dir)?;
     write_file(&dir.join("summary.json"), &report.summary.to_json(), &mut written)?;
     let csv_path = dir.join("timeseries.csv");
-    let mut csv = Vec::new();
-    timeseries::write_csv(&report.timeseries, &mut csv)
-        .map_err(|source| ReportError::Csv { path: csv_path.clone(), source })?;
-    write_file(&csv_path, &csv, &mut written)?;
+    if csv_streamed {
+        written.push(csv_path);
+    } else {
+        let mut csv = Vec::new();
+        timeseries::write_csv(&report.timeseries, &mut csv)
+            .map_err(|source| ReportError::Csv { path: csv_path.clone(), source })?;
+        write_file(&csv_path, &csv, &mut written)?;
+    }
     let run = RunFile {
         schema: SCHEMA,
         command: report.meta.command.clone(),
@@ -212,7 +240,8 @@ pub fn read_run_dir(dir: &Path) -> Result<RunReport, ReportError> {
     let summary: Summary = serde_json::from_slice(&read(&path)?)
         .map_err(|source| ReportError::Json { path: path.clone(), source })?;
     let path = dir.join("timeseries.csv");
-    let timeseries = timeseries::read_csv(read(&path)?.as_slice())
+    let file = fs::File::open(&path).map_err(|e| ReportError::io("read", &path, e))?;
+    let timeseries = timeseries::read_csv(std::io::BufReader::new(file))
         .map_err(|source| ReportError::Csv { path: path.clone(), source })?;
     let path = dir.join("run.json");
     let run: RunFile = serde_json::from_slice(&read(&path)?)

@@ -21,7 +21,13 @@ pub fn summary(r: &RunReport) -> String {
     let m = &s.messages;
     let mut out = String::new();
     let _ = writeln!(out, "{}  ({}, seed {})", s.scenario, s.pattern, s.seed);
-    let state = if s.drained { "drained" } else { "NOT drained (stopped at the horizon)" };
+    let state = match (&s.limits, s.drained) {
+        (Some(l), _) => {
+            format!("STOPPED by limits.max_backlog ({} messages in the system)", l.backlog)
+        }
+        (None, true) => "drained".to_string(),
+        (None, false) => "NOT drained (stopped at the horizon)".to_string(),
+    };
     let _ = writeln!(
         out,
         "  {:<11} {} simulated: production {}, drain {}; {state}",

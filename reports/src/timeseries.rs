@@ -1,6 +1,13 @@
 //! `timeseries.csv`: one row per interval.
+//!
+//! `sluice run` streams the file while the run goes ([`CsvStream`], fed by the simulator's
+//! [`sim::model::series::SeriesSink`]), so it holds every interval whatever the run's length;
+//! a [`crate::RunReport`] keeps only the bounded downsample the charts need
+//! ([`sim::model::series`] says how rows are merged). [`write_csv`] writes a report's rows in
+//! the same format, and [`read_csv`] reads a file back into that same downsample.
 
 use crate::model::TimeseriesRow;
+use sim::model::series::{Downsampled, Merge};
 use std::io;
 
 /// The CSV header, design.md's columns first.
@@ -21,20 +28,120 @@ pub const COLUMNS: [&str; 14] = [
     "web_latency_ms",
 ];
 
+/// Writes `timeseries.csv` one row at a time: the header on creation, then each row as it
+/// comes. The bytes are those the `csv` crate writes for [`TimeseriesRow`] through serde (the
+/// same `itoa` and `ryu` formatting; numbers never need quotes), without its per-field
+/// scanning: a run at a 1 ms interval writes millions of rows.
+pub struct CsvStream<W: io::Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: io::Write> CsvStream<W> {
+    const FLUSH_AT: usize = 1 << 16;
+
+    /// Starts the file: writes the header.
+    pub fn new(out: W) -> Result<CsvStream<W>, csv::Error> {
+        let mut buf = Vec::with_capacity(Self::FLUSH_AT + 512);
+        buf.extend_from_slice(COLUMNS.join(",").as_bytes());
+        buf.push(b'\n');
+        Ok(CsvStream { out, buf })
+    }
+
+    /// Writes one row.
+    pub fn row(&mut self, r: &TimeseriesRow) -> Result<(), csv::Error> {
+        let mut ints = itoa::Buffer::new();
+        let mut floats = ryu::Buffer::new();
+        let b = &mut self.buf;
+        b.extend_from_slice(floats.format(r.t_s).as_bytes());
+        for n in [r.arrivals, r.completed, r.failed, r.dead_lettered, r.backlog, r.in_flight] {
+            b.push(b',');
+            b.extend_from_slice(ints.format(n).as_bytes());
+        }
+        b.push(b',');
+        b.extend_from_slice(ints.format(r.instances).as_bytes());
+        for n in [r.expired, r.rejected] {
+            b.push(b',');
+            b.extend_from_slice(ints.format(n).as_bytes());
+        }
+        for x in [r.latency_p50_ms, r.latency_p99_ms, r.cost_usd, r.web_latency_ms] {
+            b.push(b',');
+            b.extend_from_slice(floats.format(x).as_bytes());
+        }
+        b.push(b'\n');
+        if b.len() >= Self::FLUSH_AT {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes one interval of the simulator's time series.
+    pub fn interval(&mut self, row: &sim::results::IntervalRow) -> Result<(), csv::Error> {
+        self.row(&TimeseriesRow::from(row))
+    }
+
+    /// Hands every row written so far to the underlying writer, and flushes it.
+    pub fn flush(&mut self) -> Result<(), csv::Error> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// Flushes and returns the writer.
+    pub fn finish(mut self) -> Result<W, csv::Error> {
+        self.flush()?;
+        Ok(self.out)
+    }
+}
+
 /// Writes the rows as CSV with a header (also when there are no rows).
 pub fn write_csv<W: io::Write>(rows: &[TimeseriesRow], out: W) -> Result<(), csv::Error> {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-    w.write_record(COLUMNS)?;
+    let mut w = CsvStream::new(out)?;
     for r in rows {
-        w.serialize(r)?;
+        w.row(r)?;
     }
-    w.flush()?;
+    w.finish()?;
     Ok(())
 }
 
-/// Reads rows written by [`write_csv`].
+/// Reads rows written by [`write_csv`] or [`CsvStream`], downsampled as the simulator
+/// downsamples them (at most [`Downsampled::DEFAULT_CAP`] rows; a file with fewer rows is
+/// read exactly). Memory stays bounded whatever the file's length.
 pub fn read_csv<R: io::Read>(input: R) -> Result<Vec<TimeseriesRow>, csv::Error> {
-    csv::Reader::from_reader(input).deserialize().collect()
+    let mut d = Downsampled::new(Downsampled::<TimeseriesRow>::DEFAULT_CAP);
+    for row in csv::Reader::from_reader(input).deserialize() {
+        d.push(row?);
+    }
+    d.finish();
+    Ok(d.to_vec())
+}
+
+/// The same merge as [`sim::results::IntervalRow`]'s, on rounded values (every merge there is
+/// a sum, a max or the later value, and all commute with the rounding).
+impl Merge for TimeseriesRow {
+    fn merge(&mut self, b: &TimeseriesRow) {
+        self.t_s = b.t_s;
+        self.arrivals += b.arrivals;
+        self.completed += b.completed;
+        self.failed += b.failed;
+        self.dead_lettered += b.dead_lettered;
+        self.expired += b.expired;
+        self.rejected += b.rejected;
+        self.backlog = self.backlog.max(b.backlog);
+        self.in_flight = self.in_flight.max(b.in_flight);
+        self.instances = self.instances.max(b.instances);
+        self.cost_usd = b.cost_usd;
+        self.web_latency_ms = self.web_latency_ms.max(b.web_latency_ms);
+        self.latency_p50_ms = self.latency_p50_ms.max(b.latency_p50_ms);
+        self.latency_p99_ms = self.latency_p99_ms.max(b.latency_p99_ms);
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +171,88 @@ mod tests {
         let mut empty = Vec::new();
         write_csv(&[], &mut empty).unwrap();
         assert_eq!(read_csv(empty.as_slice()).unwrap(), vec![]);
+    }
+
+    fn interval(i: u64) -> sim::results::IntervalRow {
+        sim::results::IntervalRow {
+            t: (i + 1) * 10_000_000_000,
+            arrivals: 7 * i % 13,
+            completed: 3 * i % 11,
+            backlog: i * 37 % 101,
+            in_flight: i % 3,
+            instances: (i % 4) as u32,
+            cost_usd: i as f64 * 0.001_234_567,
+            web_latency_ns: i * 1_234_567 % 9_999_999,
+            latency_p50_ns: i * 7_654_321 % 99_999_999,
+            latency_p99_ns: i * 17_654_321 % 999_999_999,
+            ..Default::default()
+        }
+    }
+
+    /// What the `csv` crate writes through serde: the format `timeseries.csv` has always had.
+    fn by_csv_crate(rows: &[TimeseriesRow]) -> Vec<u8> {
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        w.write_record(COLUMNS).unwrap();
+        for r in rows {
+            w.serialize(r).unwrap();
+        }
+        w.into_inner().unwrap()
+    }
+
+    #[test]
+    fn the_fast_writer_writes_the_csv_crates_bytes() {
+        let mut rows: Vec<TimeseriesRow> =
+            (0..3000).map(|i| TimeseriesRow::from(&interval(i))).collect();
+        rows.push(TimeseriesRow {
+            t_s: 1e17,
+            arrivals: u64::MAX,
+            instances: u32::MAX,
+            latency_p50_ms: 0.001,
+            latency_p99_ms: 123_456_789.123,
+            cost_usd: 1e-6,
+            web_latency_ms: f64::MAX,
+            ..TimeseriesRow::default()
+        });
+        let mut fast = Vec::new();
+        write_csv(&rows, &mut fast).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(by_csv_crate(&rows)).unwrap()
+        );
+    }
+
+    #[test]
+    fn streaming_writes_the_bytes_of_write_csv() {
+        let raw: Vec<_> = (0..50).map(interval).collect();
+        let rows: Vec<TimeseriesRow> = raw.iter().map(TimeseriesRow::from).collect();
+        let mut at_once = Vec::new();
+        write_csv(&rows, &mut at_once).unwrap();
+        let mut s = CsvStream::new(Vec::new()).unwrap();
+        for r in &raw {
+            s.interval(r).unwrap();
+        }
+        assert_eq!(s.finish().unwrap(), at_once);
+    }
+
+    #[test]
+    fn reading_a_long_file_gives_the_simulators_downsample() {
+        // 3 x the cap plus a partial group: the simulator's merge of the raw rows and the
+        // reader's merge of the rounded rows must agree exactly.
+        let n = 3 * Downsampled::<TimeseriesRow>::DEFAULT_CAP as u64 + 5;
+        let raw: Vec<_> = (0..n).map(interval).collect();
+        let mut file = CsvStream::new(Vec::new()).unwrap();
+        for r in &raw {
+            file.interval(r).unwrap();
+        }
+        let file = file.finish().unwrap();
+        let sim_side = sim::model::series::Series::from_rows(
+            raw.iter().cloned(),
+            Downsampled::<TimeseriesRow>::DEFAULT_CAP,
+        );
+        let expected: Vec<TimeseriesRow> = sim_side.iter().map(TimeseriesRow::from).collect();
+        let read = read_csv(file.as_slice()).unwrap();
+        assert!(read.len() <= Downsampled::<TimeseriesRow>::DEFAULT_CAP);
+        assert!(sim_side.step() > 1);
+        assert_eq!(read, expected);
     }
 }

@@ -45,6 +45,14 @@
 //! Patterns are `async` processes on the engine's executor ([`engine`]); they are written
 //! against the infrastructure models ([`model`]) and registered in [`patterns`].
 //!
+//! ## Memory
+//!
+//! A run's memory follows what is in flight, not its length: the time series goes row by
+//! row to [`RunOptions::series`] (the harness writes `timeseries.csv` from it) and
+//! [`results::RunResults::timeseries`] keeps a bounded, deterministic downsample
+//! ([`model::series`]). A run whose backlog passes `scenario.limits.max_backlog` stops early
+//! and says so in [`results::RunResults::limit_stop`] ([`limits`]).
+//!
 //! ## Panics and error handling
 //!
 //! A [`spec::Scenario`] is already validated (the harness rejects bad input with a
@@ -59,6 +67,7 @@ pub mod check;
 pub mod dist;
 pub mod engine;
 pub mod ledger;
+pub mod limits;
 pub mod model;
 pub mod patterns;
 pub mod results;

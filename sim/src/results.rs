@@ -189,6 +189,12 @@ pub struct ServiceStats {
     pub errors: u64,
     /// Of the errors, calls that hit the timeout.
     pub timeouts: u64,
+    /// Of the errors, calls refused at `max_concurrency` (HTTP 429).
+    pub throttled: u64,
+    /// Calls that had to wait for a free slot at `max_concurrency`.
+    pub queued: u64,
+    /// Most calls waiting for a slot at once.
+    pub waiting_peak: u64,
 }
 
 /// The bill of a run (see `sim::model::cost` for the rules).
@@ -304,8 +310,14 @@ pub struct RunResults {
     pub extra: BTreeMap<String, f64>,
     /// The pattern's own summary section (`breaker.opened` ...): section -> field -> value.
     pub sections: BTreeMap<String, BTreeMap<String, f64>>,
-    /// One row per interval.
-    pub timeseries: Vec<IntervalRow>,
+    /// One row per interval, downsampled to a bounded number of rows when the run had more
+    /// intervals than that (see [`crate::model::series`]); every row went to
+    /// [`crate::RunOptions::series`] as it was closed.
+    pub timeseries: crate::model::series::Series,
+    /// The most messages completed in one interval (of the rows before downsampling).
+    pub completed_peak_interval: u64,
+    /// Set when `[limits]` stopped the run early.
+    pub limit_stop: Option<crate::limits::LimitStop>,
     /// The interval length.
     pub interval: Nanos,
     /// The fault schedule.

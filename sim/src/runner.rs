@@ -16,13 +16,16 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Options that change what a run records, never what it simulates.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Record every message event (see [`TraceEvent`]); memory grows with the run.
     pub trace: bool,
     /// Run the invariant checkers of [`crate::check`] (the common ones and the pattern's);
     /// their findings land in [`RunResults::violations`].
     pub checks: bool,
+    /// Receives every time-series row as its interval closes (the harness streams
+    /// `timeseries.csv` from it); [`RunResults::timeseries`] keeps a bounded downsample.
+    pub series: Option<crate::model::series::SeriesSink>,
 }
 
 /// A finished run: the results, and the trace if it was asked for.
@@ -154,14 +157,17 @@ pub fn run(scenario: &Scenario, options: RunOptions, progress: &mut dyn FnMut(Si
         c
     });
     let classes: Vec<String> = scenario.workload.classes.iter().map(|(n, _)| n.clone()).collect();
-    let meters = Rc::new(Meters::new(
+    let meters = Meters::new(
         sim.clone(),
         scenario.horizon(),
         scenario.warmup,
         options.trace,
         &classes,
         checkers,
-    ));
+    )
+    .with_sink(options.series)
+    .with_max_backlog(scenario.limits.max_backlog);
+    let meters = Rc::new(meters);
     let topology = Rc::new(Topology::new(sim.clone(), scenario, meters));
     let lp = Rc::new(Loop { topology: topology.clone(), web: RefCell::default() });
     sim.spawn(sample(lp.clone()));
@@ -250,7 +256,8 @@ fn collect(lp: Rc<Loop>, outcome: RunOutcome, scaling: ScalingResults) -> Run {
         pattern: scenario.pattern.name().to_string(),
         seed: scenario.seed,
         sim_time,
-        drained: outcome == RunOutcome::Stopped || ledger.in_flight == 0,
+        drained: (outcome == RunOutcome::Stopped && finished.limit_stop.is_none())
+            || ledger.in_flight == 0,
         ledger,
         latency: finished.latency.into_iter().map(|(n, h)| (n.to_string(), h)).collect(),
         classes: finished.classes,
@@ -262,6 +269,8 @@ fn collect(lp: Rc<Loop>, outcome: RunOutcome, scaling: ScalingResults) -> Run {
         extra,
         sections,
         timeseries: finished.rows,
+        completed_peak_interval: finished.peak_completed,
+        limit_stop: finished.limit_stop,
         interval: scenario.interval,
         faults: scenario
             .faults

@@ -77,6 +77,11 @@ impl Topology {
     /// Adds a queue named `name` and starts its lock keeper.
     pub fn add_queue(&self, name: &str, spec: QueueSpec) -> Rc<Queue> {
         let queue = Queue::new(spec, self.sim.clone(), self.meters.clone());
+        for f in &self.scenario.faults {
+            if let crate::spec::FaultKind::RenewalFailure { from, to } = f.kind {
+                queue.fail_renewals(from, to);
+            }
+        }
         queue.start();
         self.queues.borrow_mut().push((name.to_string(), queue.clone()));
         queue

@@ -43,6 +43,12 @@ fn swarm(pattern: PatternKind, seed: u64) -> Scenario {
             latency: Dist::Exp { mean: (5 + r.below(50)) * NS_PER_MS },
             error_rate: r.below(20) as f64 / 100.0,
             timeout: Some(2 * NS_PER_S),
+            max_concurrency: r.chance(0.3).then(|| 1 + r.below(8) as u32),
+            over_limit: if r.chance(0.5) {
+                OverLimit::Wait
+            } else {
+                OverLimit::Reject { retry_after: r.chance(0.5).then_some(NS_PER_S) }
+            },
         },
     );
     let mut faults = Vec::new();
@@ -93,7 +99,13 @@ fn every_pattern_keeps_its_invariants_under_random_faults() {
     for p in sim::patterns::REGISTRY {
         for seed in first_seed()..first_seed() + seeds() {
             let s = swarm(p.kind, seed);
-            let r = run(&s, RunOptions { checks: true, ..Default::default() }, &mut |_| {}).results;
+            let options = RunOptions { checks: true, ..Default::default() };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&s, options, &mut |_| {}).results
+            }));
+            let r = outcome.unwrap_or_else(|_| {
+                panic!("{} seed {seed}: the run panicked (message above)", p.kind.name())
+            });
             assert!(
                 r.violations.is_empty(),
                 "{} seed {seed}: {:#?}\nscenario: {s:#?}",

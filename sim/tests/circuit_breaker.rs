@@ -79,6 +79,12 @@ fn swarm(seed: u64) -> Scenario {
             latency: Dist::Exp { mean: (5 + r.below(50)) * MS },
             error_rate: r.below(20) as f64 / 100.0,
             timeout: Some((200 + r.below(2000)) * MS),
+            max_concurrency: r.chance(0.3).then(|| 1 + r.below(8) as u32),
+            over_limit: if r.chance(0.5) {
+                OverLimit::Wait
+            } else {
+                OverLimit::Reject { retry_after: r.chance(0.5).then_some(S) }
+            },
         };
         services.insert(name.to_string(), spec);
     }
@@ -405,6 +411,7 @@ fn outage(seed: u64, kind: Option<Kind>, on_open: OnOpen, outage_min: u64) -> Sc
             latency: Dist::Exp { mean: 50 * MS },
             error_rate: 0.01,
             timeout: Some(5 * S),
+            ..Default::default()
         },
     );
     let settings = Settings {

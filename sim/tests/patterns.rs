@@ -119,7 +119,7 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
     let mut services = BTreeMap::new();
     services.insert(
         "flaky".to_string(),
-        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), error_rate: 0.0, timeout: None },
+        ServiceSpec { latency: Dist::Const(10 * NS_PER_MS), ..Default::default() },
     );
     let s = Scenario {
         seed,
@@ -164,7 +164,7 @@ fn retry_backoff_follows_the_exponential_schedule_and_counts_calls() {
 
 #[test]
 fn handlers_outliving_their_lock_count_duplicates_and_late_successes_apart() {
-    // Storage queue (no lock renewal): a 15 s handler on a 10 s visibility timeout.
+    // Storage queue with renewal off: a 15 s handler on a 10 s visibility timeout.
     let one = |max_delivery_count| Scenario {
         seed: seed(),
         duration: NS_PER_S, // one message at t = 0
@@ -175,6 +175,7 @@ fn handlers_outliving_their_lock_count_duplicates_and_late_successes_apart() {
         },
         queue: QueueSpec {
             visibility_timeout: 10 * NS_PER_S,
+            lock_renewal: 0,
             max_delivery_count,
             ..QueueSpec::storage_queue()
         },

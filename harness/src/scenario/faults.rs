@@ -15,11 +15,12 @@ use sim::spec::{FaultKind, FaultSpec, Scenario};
 use sim::time::{Nanos, format_duration};
 
 /// The fault kinds and the keys each takes (besides `kind` and `target`).
-const KINDS: [(&str, &[&str]); 4] = [
+const KINDS: [(&str, &[&str]); 5] = [
     ("outage", &["from", "to"]),
     ("latency", &["from", "to", "add"]),
     ("error-rate", &["from", "to", "error_rate"]),
     ("crash", &["at", "instances", "restart_after"]),
+    ("renewal-failure", &["from", "to"]),
 ];
 
 /// Checks and resolves every fault, in file order, against the scenario's services and
@@ -99,15 +100,17 @@ fn only_keys_of(at: &At<'_, '_>, kind: &str) -> Res<()> {
 fn target(at: &At<'_, '_>, v: &S<Raw>, kind: &str, s: &Scenario) -> Res<String> {
     let key = at.key("target");
     let name = string(at.src, v, &key)?;
-    if kind == "crash" {
+    if kind == "crash" || kind == "renewal-failure" {
         if name != "consumer" {
-            let msg = format!("a crash fault hits the consumer, not {name:?}");
+            let msg = format!("a {kind} fault hits the consumer, not {name:?}");
             return Err(at.src.at(v.span(), msg).note("set target = \"consumer\""));
         }
         return Ok(name);
     }
     if name == "consumer" {
-        let msg = format!("a {kind} fault hits a service; only a crash can hit the consumer");
+        let msg = format!(
+            "a {kind} fault hits a service; only a crash or a renewal-failure can hit the consumer"
+        );
         return Err(at.src.at(v.span(), msg));
     }
     let known: Vec<&str> = s.services.keys().map(String::as_str).collect();
@@ -141,6 +144,7 @@ fn window_fault(at: &At<'_, '_>, kind: &str) -> Res<FaultKind> {
                 error_rate: probability(at.src, v, &at.key("error_rate"))?,
             }
         }
+        "renewal-failure" => FaultKind::RenewalFailure { from, to },
         _ => FaultKind::Outage { from, to },
     })
 }

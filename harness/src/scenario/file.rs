@@ -45,7 +45,15 @@ pub(crate) struct ScenarioFile {
     pub scaling: Option<S<ScalingFile>>,
     pub web: Option<S<WebFile>>,
     pub cost: Option<S<CostFile>>,
+    pub limits: Option<S<LimitsFile>>,
     pub expect: Named<Raw>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsFile {
+    pub max_backlog: Field,
 }
 
 /// `[workload]`.
@@ -197,6 +205,9 @@ pub(crate) struct ServiceFile {
     pub latency: Field,
     pub error_rate: Field,
     pub timeout: Field,
+    pub max_concurrency: Field,
+    pub over_limit: Field,
+    pub retry_after: Field,
 }
 
 /// `[retry]`.

@@ -4,8 +4,8 @@
 
 use super::diagnose::key_text;
 use sim::spec::{
-    Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, Plan,
-    Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, OverLimit,
+    Plan, Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -41,6 +41,8 @@ pub fn to_toml(s: &Scenario) -> String {
         fault(&mut out, f);
     }
     cost(&mut out, &s.cost);
+    out.table("limits");
+    out.raw("max_backlog", s.limits.max_backlog);
     if !s.expect.is_empty() {
         out.table("expect");
         for e in &s.expect {
@@ -154,7 +156,10 @@ fn queue(out: &mut Out, q: &QueueSpec) {
     out.raw("capacity", q.capacity);
     out.dur("abandon_delay", q.abandon_delay);
     out.dur("max_polling_interval", q.max_polling_interval);
-    out.dur("lock_renewal", q.lock_renewal);
+    match q.lock_renewal {
+        QueueSpec::RENEW_UNLIMITED => out.str("lock_renewal", "unlimited"),
+        d => out.dur("lock_renewal", d),
+    }
     match q.new_batch_threshold {
         Some(n) => out.raw("new_batch_threshold", n),
         None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
@@ -227,6 +232,18 @@ fn service(out: &mut Out, name: &str, s: &ServiceSpec) {
         Some(t) => out.dur("timeout", t),
         None => out.str("timeout", "never"),
     }
+    if let Some(n) = s.max_concurrency {
+        out.raw("max_concurrency", n);
+        match s.over_limit {
+            OverLimit::Wait => out.str("over_limit", "wait"),
+            OverLimit::Reject { retry_after } => {
+                out.str("over_limit", "reject");
+                if let Some(r) = retry_after {
+                    out.dur("retry_after", r);
+                }
+            }
+        }
+    }
 }
 
 fn retry(out: &mut Out, r: &RetrySpec) {
@@ -245,7 +262,8 @@ fn fault(out: &mut Out, f: &FaultSpec) {
     match f.kind {
         FaultKind::Outage { from, to }
         | FaultKind::Latency { from, to, .. }
-        | FaultKind::ErrorRate { from, to, .. } => {
+        | FaultKind::ErrorRate { from, to, .. }
+        | FaultKind::RenewalFailure { from, to } => {
             out.dur("from", from);
             out.dur("to", to);
         }

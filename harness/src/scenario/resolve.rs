@@ -4,14 +4,14 @@
 use super::error::Source;
 use super::faults;
 use super::file::{
-    ApiFile, ConsumerFile, Named, QueueFile, RetryFile, S, ScenarioFile, ServiceFile,
+    ApiFile, ConsumerFile, LimitsFile, Named, QueueFile, RetryFile, S, ScenarioFile, ServiceFile,
 };
 use super::file::{Raw, WorkloadFile};
 use super::values::*;
 use super::workload;
 use sim::spec::{
-    ApiSpec, Backoff, ConsumerSpec, Expectation, QueueKind, QueueSpec, RetrySpec, Scenario,
-    ServiceSpec, WorkloadSpec,
+    ApiSpec, Backoff, ConsumerSpec, Expectation, LimitsSpec, OverLimit, QueueKind, QueueSpec,
+    RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
 use std::collections::BTreeMap;
@@ -47,8 +47,19 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.services = services;
     s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
     s.faults = faults::faults(src, &f.faults, &s)?;
+    s.limits = limits(src, f.limits.as_ref())?;
     s.expect = expect(src, &f.expect)?;
     Ok(s)
+}
+
+/// `[limits]`: `max_backlog` is a count of at least 1.
+fn limits(src: &Source<'_>, l: Option<&S<LimitsFile>>) -> Res<LimitsSpec> {
+    let d = LimitsSpec::default();
+    let Some(l) = l.map(S::get_ref) else { return Ok(d) };
+    let max_backlog = opt(&l.max_backlog, |v| {
+        integer(src, v, "limits.max_backlog", 1..=u64::MAX.into()).map(|n| n as u64)
+    })?;
+    Ok(LimitsSpec { max_backlog: max_backlog.unwrap_or(d.max_backlog) })
 }
 
 /// The top-level keys; the tables are left at their defaults.
@@ -156,7 +167,11 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
         spec.max_polling_interval = duration_within(src, v, key, (100 * NS_PER_MS, u64::MAX), why)?;
     }
     if let Some(v) = &q.lock_renewal {
-        spec.lock_renewal = duration(src, v, "queue.lock_renewal")?;
+        spec.lock_renewal = match v.get_ref() {
+            Raw::Str(s) if s == "unlimited" => QueueSpec::RENEW_UNLIMITED,
+            _ => duration(src, v, "queue.lock_renewal")
+                .map_err(|e| e.note("or \"unlimited\": renewed for as long as the handler runs"))?,
+        };
     }
     spec.new_batch_threshold =
         opt(&q.new_batch_threshold, |v| count(src, v, "queue.new_batch_threshold", 0))?;
@@ -253,6 +268,33 @@ fn service(src: &Source<'_>, name: &str, sf: &ServiceFile) -> Res<ServiceSpec> {
             .unwrap_or(d.error_rate),
         timeout: opt(&sf.timeout, |v| duration_or_never(src, v, &key("timeout")))?
             .unwrap_or(d.timeout),
+        max_concurrency: opt(&sf.max_concurrency, |v| count(src, v, &key("max_concurrency"), 1))?,
+        over_limit: over_limit(src, sf, &key)?,
+    })
+}
+
+/// `over_limit` ("wait" or "reject") and `retry_after` (only with "reject"); both only with
+/// `max_concurrency`, which they would otherwise be ignored without.
+fn over_limit(src: &Source<'_>, sf: &ServiceFile, key: &dyn Fn(&str) -> String) -> Res<OverLimit> {
+    let names = ["wait", "reject"];
+    let mode = opt(&sf.over_limit, |v| choice(src, v, &key("over_limit"), &names))?;
+    let retry_after = opt(&sf.retry_after, |v| positive_duration(src, v, &key("retry_after")))?;
+    if sf.max_concurrency.is_none()
+        && let Some(v) = sf.over_limit.as_ref().or(sf.retry_after.as_ref())
+    {
+        return Err(src
+            .at(v.span(), format!("`{}` needs `{}`", key("over_limit"), key("max_concurrency")))
+            .note("without a concurrency limit no call is ever over it"));
+    }
+    if let (Some(v), false) = (&sf.retry_after, mode == Some("reject")) {
+        let msg = format!("`{}` applies only with over_limit = \"reject\"", key("retry_after"));
+        return Err(src
+            .at(v.span(), msg)
+            .note("a call that waits for a free slot gets no Retry-After"));
+    }
+    Ok(match mode {
+        Some("reject") => OverLimit::Reject { retry_after },
+        _ => OverLimit::Wait,
     })
 }
 

@@ -173,7 +173,8 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
     assert_eq!(
         error_after_minimal("[services.db]\nlatncy = \"1ms\"\n"),
         "scenarios/x.toml:5:1: error: unknown key `latncy` in [services.db]\n  \
-         expected one of: latency, error_rate, timeout\n  did you mean `latency`?"
+         expected one of: latency, error_rate, timeout, max_concurrency, over_limit, retry_after\n  \
+         did you mean `latency`?"
     );
     let e = error_after_minimal("[breakers]\nmax = 3\n");
     assert!(
@@ -813,4 +814,37 @@ fn pattern_table_errors_have_positions() {
         other.contains(":4:2: error: [retry_backoff] is the table of pattern `retry-backoff`"),
         "{other}"
     );
+}
+
+#[test]
+fn service_capacity_keys_load_print_back_and_refuse_what_would_be_ignored() -> TestResult {
+    let base =
+        "name = \"x\"\nduration = \"1m\"\npattern = \"competing-consumers\"\n[services.db]\n";
+    let s = load_text(&format!(
+        "{base}max_concurrency = 5\nover_limit = \"reject\"\nretry_after = \"2s\"\n"
+    ))?;
+    let db = &s.services["db"];
+    assert_eq!(db.max_concurrency, Some(5));
+    assert_eq!(db.over_limit, sim::spec::OverLimit::Reject { retry_after: Some(2 * NS_PER_S) });
+    assert_eq!(load_text(&to_toml(&s))?, s);
+    let wait = load_text(&format!("{base}max_concurrency = 5\n"))?;
+    assert_eq!(wait.services["db"].over_limit, sim::spec::OverLimit::Wait);
+    let err = |extra: &str| load_text(&format!("{base}{extra}")).unwrap_err().to_string();
+    let e = err("over_limit = \"reject\"\n");
+    assert!(
+        e.contains(":5:14: error: `services.db.over_limit` needs `services.db.max_concurrency`"),
+        "{e}"
+    );
+    let e = err("max_concurrency = 5\nretry_after = \"1s\"\n");
+    assert!(
+        e.contains(
+            ":6:15: error: `services.db.retry_after` applies only with over_limit = \"reject\""
+        ),
+        "{e}"
+    );
+    let e = err("max_concurrency = 0\n");
+    assert!(e.contains("must be at least 1"), "{e}");
+    let e = err("max_concurrency = 2\nover_limit = \"queue\"\n");
+    assert!(e.contains("unknown over_limit \"queue\""), "{e}");
+    Ok(())
 }

@@ -130,10 +130,14 @@ pub fn results() -> RunResults {
     latency.insert("handler".to_string(), hist(&mut rng, 6_100, 60.0, 900.0));
     latency.insert("accept".to_string(), hist(&mut rng, 6_000, 5.0, 10.0));
     let mut services = BTreeMap::new();
-    services
-        .insert("payments".to_string(), ServiceStats { calls: 6_420, errors: 545, timeouts: 3 });
+    services.insert(
+        "payments".to_string(),
+        ServiceStats { calls: 6_420, errors: 545, timeouts: 3, ..Default::default() },
+    );
     let mut extra = BTreeMap::new();
     extra.insert("retry.attempts_max".to_string(), 4.0);
+    let rows = rows(&mut rng);
+    let completed_peak_interval = rows.iter().map(|r| r.completed).max().unwrap_or(0);
     RunResults {
         scenario: "orders-outage".into(),
         pattern: "competing-consumers".into(),
@@ -159,7 +163,12 @@ pub fn results() -> RunResults {
         services,
         queue_operations: 18_456,
         extra,
-        timeseries: rows(&mut rng),
+        timeseries: sim::model::series::Series::from_rows(
+            rows,
+            sim::model::series::Series::DEFAULT_CAP,
+        ),
+        completed_peak_interval,
+        limit_stop: None,
         interval: 10 * NS_PER_S,
         faults: faults()
             .into_iter()
@@ -222,12 +231,14 @@ pub fn faster_report() -> RunReport {
     r.ledger.completed = 5_990;
     r.ledger.dead_lettered = 2;
     r.sim_time = 612 * NS_PER_S;
-    for row in &mut r.timeseries {
+    let rows = r.timeseries.iter().take(62).cloned().map(|mut row| {
         row.backlog /= 3;
         row.instances *= 2;
         row.latency_p99_ns /= 3;
-    }
-    r.timeseries.truncate(62);
+        row
+    });
+    r.timeseries =
+        sim::model::series::Series::from_rows(rows, sim::model::series::Series::DEFAULT_CAP);
     let mut m = meta();
     m.command =
         "sluice run scenarios/chaos/orders-outage.toml --seed 42 --set consumer.instances=8".into();

@@ -119,7 +119,7 @@ fn an_empty_run_still_writes_everything() -> TestResult {
     scenario.faults.clear();
     let mut results = fixture::results();
     results.ledger = Default::default();
-    results.timeseries.clear();
+    results.timeseries = Default::default();
     results.faults.clear();
     results.drained = false;
     results.sim_time = 0;

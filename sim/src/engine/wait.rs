@@ -35,6 +35,18 @@ impl WaitList {
         }
     }
 
+    /// Wakes the longest-waiting process that is still alive, dropping the entries of
+    /// aborted ones (for a resource that must not sit idle while a live process waits).
+    pub fn notify_one_live(&self, sim: &Sim) {
+        let mut waiters = self.waiters.borrow_mut();
+        while let Some(id) = waiters.pop_front() {
+            if sim.is_alive(id) {
+                sim.wake(id);
+                return;
+            }
+        }
+    }
+
     /// Wakes every waiting process.
     pub fn notify_all(&self, sim: &Sim) {
         for id in self.waiters.borrow_mut().drain(..) {

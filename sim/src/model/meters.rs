@@ -6,9 +6,12 @@
 use crate::check::Checker;
 use crate::engine::Sim;
 use crate::ledger::{Exit, Holder, Holdings, Message};
+use crate::limits::LimitStop;
+use crate::model::series::{Series, SeriesSink};
 use crate::results::{ClassResults, IntervalRow, Latency, Ledger};
 use crate::time::Nanos;
-use std::cell::RefCell;
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
 
 /// Which latency a value belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +78,71 @@ struct IntervalCounts {
     rejected: u64,
 }
 
+/// The end-to-end latencies of the messages completed in the open interval, for its p50 and
+/// p99. Closing an interval must be cheap (a run may have millions), so the values are kept
+/// in a small buffer and the two quantiles found by selection; only an interval with more
+/// than [`IntervalQuantiles::BUFFER`] completions spills into an HDR histogram (whose reset
+/// then costs little per value). Both ways give the value the HDR histogram of the interval
+/// would give: the highest value equivalent to the `ceil(q * n)`-th smallest one.
+struct IntervalQuantiles {
+    values: Vec<u64>,
+    /// The spill histogram, allocated once; empty unless `spilled`.
+    spill: Option<Histogram<u64>>,
+    spilled: bool,
+    highest: Nanos,
+}
+
+impl IntervalQuantiles {
+    const BUFFER: usize = 4096;
+
+    fn new(highest: Nanos) -> IntervalQuantiles {
+        IntervalQuantiles { values: Vec::new(), spill: None, spilled: false, highest }
+    }
+
+    #[inline]
+    fn record(&mut self, ns: Nanos) {
+        if self.spilled {
+            let h = self.spill.as_mut().expect("spilled into a histogram");
+            h.record(ns).expect("latency within the scenario's horizon");
+        } else if self.values.len() < Self::BUFFER {
+            self.values.push(ns);
+        } else {
+            let highest = self.highest;
+            let h = self.spill.get_or_insert_with(|| Latency::new(highest).hist);
+            for &v in self.values.iter().chain([&ns]) {
+                h.record(v).expect("latency within the scenario's horizon");
+            }
+            self.values.clear();
+            self.spilled = true;
+        }
+    }
+
+    /// p50 and p99 of the interval (0 when nothing completed), and a reset for the next one.
+    /// `like` is any histogram with the same precision (its bucket edges are used).
+    fn take(&mut self, like: &Histogram<u64>) -> (u64, u64) {
+        if self.spilled {
+            let h = self.spill.as_mut().expect("spilled into a histogram");
+            let q = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+            h.reset();
+            self.spilled = false;
+            return q;
+        }
+        let n = self.values.len();
+        if n == 0 {
+            return (0, 0);
+        }
+        let mut at = |q: f64| {
+            // the rank hdrhistogram's `value_at_quantile` looks for (1-based)
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            let (_, v, _) = self.values.select_nth_unstable(rank - 1);
+            like.highest_equivalent(*v)
+        };
+        let q = (at(0.5), at(0.99));
+        self.values.clear();
+        q
+    }
+}
+
 struct Inner {
     ledger: Ledger,
     holdings: Holdings,
@@ -82,11 +150,13 @@ struct Inner {
     /// Per-class accounts, when the workload has more than one class.
     classes: Vec<ClassResults>,
     latency: [Option<Latency>; 4],
-    interval_e2e: Latency,
+    interval_e2e: IntervalQuantiles,
     counts: IntervalCounts,
     in_system: Level,
     backlog: Level,
-    rows: Vec<IntervalRow>,
+    rows: Series,
+    last_close: Nanos,
+    peak_completed: u64,
 }
 
 /// Levels sampled at the end of an interval.
@@ -195,8 +265,11 @@ pub struct Meters {
     observed: bool,
     warmup: Nanos,
     inner: RefCell<Inner>,
-    producing: std::cell::Cell<bool>,
-    executions: std::cell::Cell<u64>,
+    producing: Cell<bool>,
+    executions: Cell<u64>,
+    sink: Option<SeriesSink>,
+    max_backlog: u64,
+    stopped: Cell<Option<LimitStop>>,
 }
 
 impl Meters {
@@ -221,6 +294,9 @@ impl Meters {
             Vec::new()
         };
         Meters {
+            sink: None,
+            max_backlog: u64::MAX,
+            stopped: Cell::new(None),
             sim,
             observed: trace || checkers.is_some(),
             trace: trace.then(|| RefCell::new(Vec::new())),
@@ -237,15 +313,35 @@ impl Meters {
                     Some(Latency::new(highest)),
                     None,
                 ],
-                interval_e2e: Latency::new(highest),
+                interval_e2e: IntervalQuantiles::new(highest),
                 counts: IntervalCounts::default(),
                 in_system: Level::default(),
                 backlog: Level::default(),
-                rows: Vec::new(),
+                rows: Series::default(),
+                last_close: 0,
+                peak_completed: 0,
             }),
-            producing: std::cell::Cell::new(true),
-            executions: std::cell::Cell::new(0),
+            producing: Cell::new(true),
+            executions: Cell::new(0),
         }
+    }
+
+    /// Sends every closed interval's row to `sink` as well, as it is closed.
+    pub fn with_sink(mut self, sink: Option<SeriesSink>) -> Meters {
+        self.sink = sink;
+        self
+    }
+
+    /// Stops the run when more than `max_backlog` messages are in the system at once (see
+    /// [`crate::limits`]).
+    pub fn with_max_backlog(mut self, max_backlog: u64) -> Meters {
+        self.max_backlog = max_backlog;
+        self
+    }
+
+    /// Why the run was stopped early, if a limit stopped it.
+    pub fn limit_stop(&self) -> Option<LimitStop> {
+        self.stopped.get()
     }
 
     /// Enables the `accept` histogram (patterns with an API in front).
@@ -311,8 +407,26 @@ impl Meters {
             if holder.accepts() {
                 m.in_system.add(now, 1);
             }
+            self.check_limit(now, &m);
         }
         self.trace(msg, Event::Admitted(holder));
+    }
+
+    /// Stops the run (once) when more than `max_backlog` messages are in the system, an
+    /// API's hands included.
+    #[inline]
+    fn check_limit(&self, now: Nanos, m: &Inner) {
+        let held = m.holdings.in_flight();
+        if held > self.max_backlog && self.stopped.get().is_none() {
+            self.stopped.set(Some(LimitStop {
+                at: now,
+                in_system: held,
+                max_backlog: self.max_backlog,
+                produced: m.ledger.produced,
+                completed: m.ledger.completed,
+            }));
+            self.sim.stop();
+        }
     }
 
     /// `from` passes a message to `to`. Leaving the API for an accepting holder starts the
@@ -489,12 +603,13 @@ impl Meters {
     pub fn close_interval(&self, levels: Levels) {
         let now = self.sim.now_ns();
         let mut m = self.inner.borrow_mut();
+        let m = &mut *m;
         let c = std::mem::take(&mut m.counts);
-        let (p50, p99) = (m.interval_e2e.quantile_ns(0.5), m.interval_e2e.quantile_ns(0.99));
-        m.interval_e2e.hist.reset();
-        m.interval_e2e.sum_ns = 0;
-        m.interval_e2e.zeros = 0;
-        m.rows.push(IntervalRow {
+        let like = &m.latency[Lat::EndToEnd as usize].as_ref().expect("e2e").hist;
+        let (p50, p99) = m.interval_e2e.take(like);
+        m.last_close = now;
+        m.peak_completed = m.peak_completed.max(c.completed);
+        let row = IntervalRow {
             t: now,
             arrivals: c.arrivals,
             completed: c.completed,
@@ -509,12 +624,16 @@ impl Meters {
             web_latency_ns: levels.web_latency_ns,
             latency_p50_ns: p50,
             latency_p99_ns: p99,
-        });
+        };
+        if let Some(sink) = &self.sink {
+            sink.send(&row);
+        }
+        m.rows.push(row);
     }
 
     /// The time at which the interval that is open now began.
     pub fn interval_start(&self) -> Nanos {
-        self.inner.borrow().rows.last().map_or(0, |r| r.t)
+        self.inner.borrow().last_close
     }
 
     /// Freezes the meters.
@@ -522,7 +641,8 @@ impl Meters {
         let now = self.sim.now_ns();
         let trace = self.trace.map(RefCell::into_inner).unwrap_or_default();
         let checkers = self.checkers.map(RefCell::into_inner);
-        let m = self.inner.into_inner();
+        let mut m = self.inner.into_inner();
+        m.rows.finish();
         let mut lat = Vec::new();
         for (which, h) in Lat::ALL.into_iter().zip(m.latency) {
             if let Some(h) = h {
@@ -542,6 +662,8 @@ impl Meters {
             latency: lat,
             classes,
             rows: m.rows,
+            peak_completed: m.peak_completed,
+            limit_stop: self.stopped.get(),
             in_system_mean: m.in_system.mean(now),
             trace,
             checkers,
@@ -559,8 +681,12 @@ pub struct Finished {
     pub checkers: Option<Vec<Box<dyn Checker>>>,
     /// Latency histograms by summary name.
     pub latency: Vec<(&'static str, Latency)>,
-    /// The time series.
-    pub rows: Vec<IntervalRow>,
+    /// The time series, downsampled to a bounded number of rows.
+    pub rows: Series,
+    /// The most messages completed in one interval.
+    pub peak_completed: u64,
+    /// Why the run was stopped early, if a limit stopped it.
+    pub limit_stop: Option<LimitStop>,
     /// Time-averaged number of messages in the system.
     pub in_system_mean: f64,
     /// Traced events (empty unless tracing was on).
@@ -578,5 +704,38 @@ mod tests {
         l.add(10, -1); // 1 for 30 ns
         assert_eq!(l.peak, 2);
         assert!((l.mean(40) - (20.0 + 30.0) / 40.0).abs() < 1e-12);
+    }
+
+    /// The cheap per-interval quantiles give exactly what a full HDR histogram of the
+    /// interval gave (the numbers in timeseries.csv must not change), buffered or spilled.
+    #[test]
+    fn interval_quantiles_equal_the_hdr_histograms() {
+        let highest = 3_600 * crate::time::NS_PER_S;
+        let like = Latency::new(highest).hist;
+        let mut rng = crate::rng::Rng::stream(7, "test");
+        let mut q = IntervalQuantiles::new(highest);
+        let sizes = [0, 1, 2, 3, 99, 100, 101, 1000, 4095, 4096, 4097, 10_000, 5, 0, 7];
+        for (i, &n) in sizes.iter().cycle().take(45).enumerate() {
+            let mut reference = Latency::new(highest);
+            for _ in 0..n {
+                // spread over magnitudes: 0, sub-microsecond, ms, s
+                let v = match rng.next_u64() % 4 {
+                    0 => rng.next_u64() % 1_000,
+                    1 => rng.next_u64() % 10_000_000,
+                    2 => rng.next_u64() % 2_000_000_000,
+                    _ => {
+                        if i % 2 == 0 {
+                            0
+                        } else {
+                            123_456_789
+                        }
+                    }
+                };
+                reference.record(v);
+                q.record(v);
+            }
+            let expected = (reference.quantile_ns(0.5), reference.quantile_ns(0.99));
+            assert_eq!(q.take(&like), expected, "interval {i} with {n} values");
+        }
     }
 }

@@ -14,6 +14,7 @@
 //! | [`scaler`] | target-based autoscaling (Functions scale controller, KEDA) |
 //! | [`web`] | the web tier sharing a WebJob's CPU |
 //! | [`meters`] | the message ledger, latency histograms, time series |
+//! | [`series`] | the time series: streamed to a sink, kept as a bounded downsample |
 
 pub mod breaker;
 pub mod cost;
@@ -22,6 +23,7 @@ pub mod meters;
 pub mod queue;
 pub mod retry;
 pub mod scaler;
+pub mod series;
 pub mod service;
 pub mod trigger;
 pub mod web;

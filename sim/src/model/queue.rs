@@ -66,7 +66,7 @@ struct Msg {
 /// A message handed to a handler: the lock on one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivery {
-    slot: u32,
+    cell: u32,
     token: u32,
     /// The message.
     pub msg: Message,
@@ -92,7 +92,10 @@ struct Inner {
     msgs: Vec<Msg>,
     free: Vec<u32>,
     visible: VecDeque<u32>,
+    /// Locks by the time of their next renewal decision (`renewal_lead` before expiry).
     locks: VecDeque<(Nanos, u32, u32)>,
+    /// Locks that will not be renewed, by expiry.
+    lapsing: VecDeque<(Nanos, u32, u32)>,
     delayed: VecDeque<(Nanos, u32, u32)>,
     held: u64,
     locked: u64,
@@ -108,14 +111,14 @@ struct Inner {
 }
 
 impl Inner {
-    /// A message leaves the queue (completed, dead-lettered or expired): its slot is free.
-    fn free_slot(&mut self, slot: u32) {
-        let m = self.msgs[slot as usize];
+    /// A message leaves the queue (completed, dead-lettered or expired): its cell is free.
+    fn free_cell(&mut self, cell: u32) {
+        let m = self.msgs[cell as usize];
         if m.late {
             self.late.insert(m.msg.id, m.handled > 0);
         }
-        self.msgs[slot as usize].state = State::Free;
-        self.free.push(slot);
+        self.msgs[cell as usize].state = State::Free;
+        self.free.push(cell);
     }
 }
 
@@ -127,6 +130,8 @@ pub struct Queue {
     inner: RefCell<Inner>,
     /// Receivers waiting for a message (Service Bus receive).
     arrivals: WaitList,
+    /// Windows in which lock renewals fail.
+    renewal_failures: RefCell<Vec<(Nanos, Nanos)>>,
 }
 
 impl Queue {
@@ -141,6 +146,7 @@ impl Queue {
                 free: Vec::new(),
                 visible: VecDeque::new(),
                 locks: VecDeque::new(),
+                lapsing: VecDeque::new(),
                 delayed: VecDeque::new(),
                 held: 0,
                 locked: 0,
@@ -152,6 +158,7 @@ impl Queue {
                 late: Default::default(),
             }),
             arrivals: WaitList::new(),
+            renewal_failures: RefCell::new(Vec::new()),
         })
     }
 
@@ -230,15 +237,15 @@ impl Queue {
         q.operations += 1;
         let mut expired = Vec::new();
         while out.len() < max as usize {
-            let Some(slot) = q.visible.pop_front() else {
+            let Some(cell) = q.visible.pop_front() else {
                 break;
             };
             let vt = self.spec.visibility_timeout;
-            let m = &mut q.msgs[slot as usize];
+            let m = &mut q.msgs[cell as usize];
             debug_assert_eq!(m.state, State::Visible);
             if self.spec.ttl.is_some_and(|ttl| now >= m.msg.accepted_at.saturating_add(ttl)) {
                 expired.push(m.msg);
-                q.free_slot(slot);
+                q.free_cell(cell);
                 q.held -= 1;
                 q.backlog.add(now, -1);
                 self.meters.backlog_changed(now, -1);
@@ -249,8 +256,8 @@ impl Queue {
             m.state = State::Locked;
             m.delivered_at = now;
             m.holder = holder;
-            let d = Delivery { slot, token: m.token, msg: m.msg, delivery_count: m.deliveries };
-            q.locks.push_back((now + vt, slot, d.token));
+            let d = Delivery { cell, token: m.token, msg: m.msg, delivery_count: m.deliveries };
+            q.locks.push_back((now + vt - self.renewal_lead(), cell, d.token));
             q.locked += 1;
             q.backlog.add(now, -1);
             self.meters.backlog_changed(now, -1);
@@ -287,7 +294,7 @@ impl Queue {
     }
 
     fn lookup<'a>(q: &'a mut Inner, d: &Delivery) -> Option<&'a mut Msg> {
-        let m = q.msgs.get_mut(d.slot as usize)?;
+        let m = q.msgs.get_mut(d.cell as usize)?;
         (m.state != State::Free && m.msg.id == d.msg.id).then_some(m)
     }
 
@@ -315,7 +322,7 @@ impl Queue {
         let duplicate = m.handled > 1;
         let ok = m.state == State::Locked && m.token == d.token;
         if ok {
-            q.free_slot(d.slot);
+            q.free_cell(d.cell);
             q.held -= 1;
             q.locked -= 1;
         }
@@ -343,7 +350,7 @@ impl Queue {
                 q.locked -= 1;
                 drop(q);
                 self.meters.trace(&d.msg, Event::Abandoned);
-                self.release(d.slot, self.spec.abandon_delay);
+                self.release(d.cell, self.spec.abandon_delay);
                 Ok(())
             }
             _ => Err(Settle::LockLost),
@@ -362,18 +369,18 @@ impl Queue {
             q.locked -= 1;
             drop(q);
             self.meters.trace(&d.msg, Event::Released);
-            self.release(d.slot, 0);
+            self.release(d.cell, 0);
         }
     }
 
     /// Makes a message that just stopped being locked visible again (after `delay`), or
     /// dead-letters it at its last delivery.
-    fn release(&self, slot: u32, delay: Nanos) {
+    fn release(&self, cell: u32, delay: Nanos) {
         let now = self.sim.now_ns();
         let mut q = self.inner.borrow_mut();
-        let m = q.msgs[slot as usize];
+        let m = q.msgs[cell as usize];
         if m.deliveries >= self.spec.max_delivery_count {
-            q.free_slot(slot);
+            q.free_cell(cell);
             q.held -= 1;
             drop(q);
             self.meters.exit(&m.msg, Holder::Queue, Exit::DeadLettered);
@@ -382,9 +389,9 @@ impl Queue {
         q.backlog.add(now, 1);
         self.meters.backlog_changed(now, 1);
         if delay > 0 && self.spec.kind == QueueKind::StorageQueue {
-            q.msgs[slot as usize].state = State::Delayed;
+            q.msgs[cell as usize].state = State::Delayed;
             let due = now + delay;
-            q.delayed.push_back((due, slot, m.token));
+            q.delayed.push_back((due, cell, m.token));
             let wake = q.keeper_armed <= now || due < q.keeper_armed;
             drop(q);
             if wake {
@@ -392,10 +399,10 @@ impl Queue {
             }
             return;
         }
-        q.msgs[slot as usize].state = State::Visible;
+        q.msgs[cell as usize].state = State::Visible;
         match self.spec.kind {
-            QueueKind::ServiceBus => q.visible.push_front(slot),
-            QueueKind::StorageQueue => q.visible.push_back(slot),
+            QueueKind::ServiceBus => q.visible.push_front(cell),
+            QueueKind::StorageQueue => q.visible.push_back(cell),
         }
         drop(q);
         self.arrivals.notify_one(&self.sim);
@@ -413,10 +420,10 @@ impl Queue {
         let mut next = None;
         loop {
             let mut q = self.inner.borrow_mut();
-            let Some(&(due, slot, token)) = q.locks.front() else {
+            let Some(&(due, cell, token)) = q.locks.front() else {
                 break;
             };
-            let m = q.msgs[slot as usize];
+            let m = q.msgs[cell as usize];
             if !(m.state == State::Locked && m.token == token) {
                 q.locks.pop_front(); // settled already
                 continue;
@@ -426,29 +433,49 @@ impl Queue {
                 break;
             }
             q.locks.pop_front();
-            let renewing = self.spec.lock_renewal > 0
+            // The receiver's renewal is due now, `lead` before the lock expires.
+            let lead = self.renewal_lead();
+            let renewing = lead > 0
                 && now < m.delivered_at.saturating_add(self.spec.lock_renewal)
-                && !q.gone.contains(&m.holder);
+                && !q.gone.contains(&m.holder)
+                && !self.renewal_fails(now);
             if renewing {
-                // The receiver renews the lock before it lapses (a new expiry at now + lock
-                // duration is never earlier than any lock taken before now: FIFO holds).
-                q.locks.push_back((now + self.spec.visibility_timeout, slot, token));
+                // Every lock is decided the same `lead` before its expiry, so the next
+                // decision (expiry now + lock duration) keeps the FIFO in time order.
+                q.locks.push_back((now + self.spec.visibility_timeout - lead, cell, token));
                 continue;
             }
-            q.locked -= 1;
-            if !q.gone.contains(&m.holder) {
-                q.msgs[slot as usize].late = true; // its handler lives on and may still finish
+            if lead > 0 {
+                // Not renewed: the lock runs out at its expiry, `lead` from now.
+                q.lapsing.push_back((now + lead, cell, token));
+                continue;
             }
-            drop(q);
-            self.meters.trace(&m.msg, Event::LockExpired);
-            self.release(slot, 0);
+            self.lapse(q, cell);
+        }
+        loop {
+            let q = self.inner.borrow_mut();
+            let Some(&(due, cell, token)) = q.lapsing.front() else {
+                break;
+            };
+            let m = q.msgs[cell as usize];
+            let mut q = q;
+            if !(m.state == State::Locked && m.token == token) {
+                q.lapsing.pop_front(); // settled before its lock ran out
+                continue;
+            }
+            if due > now {
+                next = Some(next.map_or(due, |n: Nanos| n.min(due)));
+                break;
+            }
+            q.lapsing.pop_front();
+            self.lapse(q, cell);
         }
         loop {
             let mut q = self.inner.borrow_mut();
-            let Some(&(due, slot, token)) = q.delayed.front() else {
+            let Some(&(due, cell, token)) = q.delayed.front() else {
                 break;
             };
-            let m = q.msgs[slot as usize];
+            let m = q.msgs[cell as usize];
             if !(m.state == State::Delayed && m.token == token) {
                 q.delayed.pop_front();
                 continue;
@@ -458,12 +485,49 @@ impl Queue {
                 break;
             }
             q.delayed.pop_front();
-            q.msgs[slot as usize].state = State::Visible;
-            q.visible.push_back(slot);
+            q.msgs[cell as usize].state = State::Visible;
+            q.visible.push_back(cell);
             drop(q);
             self.arrivals.notify_one(&self.sim);
         }
         next
+    }
+
+    /// How long before a lock's expiry its receiver renews it; 0 = no renewal. Service Bus
+    /// (the SDK's `CalculateRenewDelay`): `min(lock / 2, 10 s)` before it; the storage-queue
+    /// listener: halfway, every `visibility_timeout / 2`.
+    fn renewal_lead(&self) -> Nanos {
+        let lock = self.spec.visibility_timeout;
+        match (self.spec.lock_renewal, self.spec.kind) {
+            (0, _) => 0,
+            (_, QueueKind::ServiceBus) => (lock / 2).min(10 * crate::time::NS_PER_S),
+            (_, QueueKind::StorageQueue) => lock / 2,
+        }
+    }
+
+    /// Whether a renewal attempted now fails (a `renewal-failure` fault window).
+    fn renewal_fails(&self, now: Nanos) -> bool {
+        self.renewal_failures.borrow().iter().any(|&(from, to)| from <= now && now < to)
+    }
+
+    /// Renewals attempted in `[from, to)` fail: the locks they would have extended run out at
+    /// their current expiry, under handlers that keep running (their settle finds the lock
+    /// lost).
+    pub fn fail_renewals(&self, from: Nanos, to: Nanos) {
+        self.renewal_failures.borrow_mut().push((from, to));
+    }
+
+    /// The lock on `cell` has run out: the message becomes visible again (or is
+    /// dead-lettered at its last delivery).
+    fn lapse(&self, mut q: std::cell::RefMut<'_, Inner>, cell: u32) {
+        let m = q.msgs[cell as usize];
+        q.locked -= 1;
+        if !q.gone.contains(&m.holder) {
+            q.msgs[cell as usize].late = true; // its handler lives on and may still finish
+        }
+        drop(q);
+        self.meters.trace(&m.msg, Event::LockExpired);
+        self.release(cell, 0);
     }
 
     /// The keeper process: wakes at the next lock expiry or delayed release (or when told
@@ -497,11 +561,11 @@ impl Queue {
         {
             let mut q = self.inner.borrow_mut();
             let mut keep = VecDeque::new();
-            while let Some(&slot) = q.visible.front() {
-                let m = q.msgs[slot as usize];
+            while let Some(&cell) = q.visible.front() {
+                let m = q.msgs[cell as usize];
                 if now >= m.msg.accepted_at.saturating_add(ttl) {
                     q.visible.pop_front();
-                    q.free_slot(slot);
+                    q.free_cell(cell);
                     q.held -= 1;
                     q.backlog.add(now, -1);
                     self.meters.backlog_changed(now, -1);
@@ -642,21 +706,82 @@ mod tests {
         sim.shutdown();
     }
 
-    #[test]
-    fn a_live_receiver_renews_its_lock_until_the_renewal_limit() {
-        let lock = 60 * NS_PER_S;
-        let spec = QueueSpec {
-            visibility_timeout: lock,
-            lock_renewal: 5 * 60 * NS_PER_S,
-            ..QueueSpec::service_bus()
-        };
+    /// When a live handler's lock runs out, for a lock duration and renewal limit.
+    fn lapse_of_a_live_lock(spec: QueueSpec) -> Nanos {
         let (sim, meters, q) = setup(spec);
         send(&meters, &q);
         let _held = receive(&q, 1);
-        sim.run_until(SimTime(4 * lock));
-        assert_eq!(q.backlog(), 0, "renewed while the receiver lives");
-        sim.run_until(SimTime(6 * lock));
-        assert_eq!(q.backlog(), 1, "lapsed once renewal stopped at 5 min");
+        let mut t = 0;
+        while q.backlog() == 0 {
+            t += NS_PER_S;
+            at(&sim, t);
+        }
+        sim.shutdown();
+        t
+    }
+
+    fn at(sim: &Sim, t: Nanos) {
+        let clock = sim.clone();
+        sim.spawn(async move { clock.sleep_until(SimTime(t)).await });
+        sim.run_until(SimTime(t));
+    }
+
+    #[test]
+    fn service_bus_renews_ten_seconds_before_expiry_until_the_renewal_limit() {
+        // The SDK renews min(lock/2, 10 s) before expiry while less than
+        // maxAutoLockRenewalDuration has passed: renewals at 50, 100 ... 250 s for a 60 s
+        // lock, so a live handler loses it at 310 s, not 300 s.
+        let s = NS_PER_S;
+        let sb = |lock: Nanos, limit: Nanos| QueueSpec {
+            visibility_timeout: lock,
+            lock_renewal: limit,
+            ..QueueSpec::service_bus()
+        };
+        assert_eq!(lapse_of_a_live_lock(sb(60 * s, 300 * s)), 310 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(30 * s, 300 * s)), 310 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(300 * s, 300 * s)), 590 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(60 * s, 90 * s)), 110 * s);
+        assert_eq!(lapse_of_a_live_lock(sb(60 * s, 0)), 60 * s);
+    }
+
+    #[test]
+    fn the_storage_queue_listener_renews_visibility_for_as_long_as_the_handler_runs() {
+        let (sim, meters, q) = setup(QueueSpec::storage_queue());
+        send(&meters, &q);
+        let held = receive(&q, 1);
+        at(&sim, 3 * NS_PER_H / 2);
+        assert_eq!(q.backlog(), 0, "still invisible after 90 minutes of a live handler");
+        assert_eq!(q.complete(&held[0]), Ok(()), "and completes on its first delivery");
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_crashed_receivers_storage_queue_message_reappears_ten_minutes_after_the_last_renewal() {
+        let (sim, meters, q) = setup(QueueSpec::storage_queue());
+        send(&meters, &q);
+        let _held = receive(&q, 1);
+        at(&sim, 7 * 60 * NS_PER_S);
+        q.holder_gone(1); // renewed at 5 min, so visible at 15 min
+        at(&sim, 15 * 60 * NS_PER_S - 1);
+        assert_eq!(q.backlog(), 0);
+        at(&sim, 15 * 60 * NS_PER_S);
+        assert_eq!(q.backlog(), 1);
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_failed_renewal_loses_the_lock_under_a_live_handler() {
+        let s = NS_PER_S;
+        let spec = QueueSpec { visibility_timeout: 60 * s, ..QueueSpec::service_bus() };
+        let (sim, meters, q) = setup(spec);
+        q.fail_renewals(90 * s, 110 * s); // the renewal due at 100 s fails
+        send(&meters, &q);
+        let held = receive(&q, 1);
+        at(&sim, 109 * s);
+        assert_eq!(q.backlog(), 0, "renewed at 50 s: locked until 110 s");
+        at(&sim, 110 * s);
+        assert_eq!(q.backlog(), 1, "the 100 s renewal failed: lapsed at 110 s");
+        assert_eq!(q.complete(&held[0]), Err(Settle::LockLost));
         sim.shutdown();
     }
 

@@ -1,9 +1,18 @@
-//! Downstream services: latency, errors, timeouts, and the fault windows that hit them.
+//! Downstream services: latency, errors, timeouts, the fault windows that hit them, and
+//! their capacity.
+//!
+//! A service with `max_concurrency` takes at most that many calls at once (a database's
+//! connection pool, a partner's concurrency quota). A call beyond it either waits, first come
+//! first served, for a call in progress to end (`over_limit = "wait"`: the service's own queue,
+//! so latency grows with load), or fails at once as throttled, HTTP 429
+//! (`over_limit = "reject"`), optionally with a `Retry-After` that an in-process retry
+//! honours. Scaling consumers out past a service's capacity then floods the service instead
+//! of speeding anything up.
 
-use crate::engine::Sim;
+use crate::engine::{Sim, WaitList};
 use crate::results::ServiceStats;
 use crate::rng::Rng;
-use crate::spec::{FaultKind, FaultSpec, ServiceSpec};
+use crate::spec::{FaultKind, FaultSpec, OverLimit, ServiceSpec};
 use crate::time::{NS_PER_MS, Nanos};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,6 +28,11 @@ pub enum CallError {
     Failed,
     /// The call took longer than the service's timeout.
     Timeout,
+    /// The service was at its `max_concurrency` and refused the call (HTTP 429).
+    Throttled {
+        /// The service's `Retry-After`, if it sends one.
+        retry_after: Option<Nanos>,
+    },
 }
 
 struct Service {
@@ -26,12 +40,16 @@ struct Service {
     rng: Rng,
     faults: Vec<FaultKind>,
     stats: ServiceStats,
+    in_progress: u32,
+    waiting: u64,
 }
 
 /// All downstream services of a run, addressed by index (in name order).
 pub struct Services {
     names: Vec<String>,
     inner: RefCell<Vec<Service>>,
+    /// Per service: calls waiting for a free slot (`over_limit = "wait"`).
+    freed: Vec<WaitList>,
 }
 
 impl Services {
@@ -49,9 +67,12 @@ impl Services {
                     .map(|f| f.kind.clone())
                     .collect(),
                 stats: ServiceStats::default(),
+                in_progress: 0,
+                waiting: 0,
             })
             .collect();
-        Services { names, inner: RefCell::new(inner) }
+        let freed = names.iter().map(|_| WaitList::new()).collect();
+        Services { names, inner: RefCell::new(inner), freed }
     }
 
     /// The index of a service by name.
@@ -97,16 +118,104 @@ impl Services {
         (latency, outcome)
     }
 
-    /// Calls service `idx` and waits for its answer.
+    /// Calls service `idx` and waits for its answer (and, at the service's capacity, for a
+    /// free slot first, or is refused).
     pub async fn call(&self, sim: &Sim, idx: usize) -> Result<(), CallError> {
+        let limit = self.inner.borrow()[idx].spec.max_concurrency;
+        let _slot = match limit {
+            None => None,
+            Some(max) => Some(self.acquire(sim, idx, max).await?),
+        };
         let (latency, outcome) = self.plan(idx, sim.now_ns());
         sim.sleep(latency).await;
         outcome
     }
 
+    /// Takes one of service `idx`'s `max` slots: waits for one, or is refused, as the
+    /// service's `over_limit` says. The slot is given back when the guard drops (also when
+    /// the caller is aborted by a crash).
+    async fn acquire<'a>(
+        &'a self,
+        sim: &'a Sim,
+        idx: usize,
+        max: u32,
+    ) -> Result<SlotGuard<'a>, CallError> {
+        let mut queued = false;
+        loop {
+            let refusal = {
+                let mut all = self.inner.borrow_mut();
+                let s = &mut all[idx];
+                if s.in_progress < max {
+                    s.in_progress += 1;
+                    if queued {
+                        s.waiting -= 1;
+                    }
+                    return Ok(SlotGuard { services: self, sim, idx });
+                }
+                match s.spec.over_limit {
+                    OverLimit::Reject { retry_after } => {
+                        s.stats.calls += 1;
+                        s.stats.errors += 1;
+                        s.stats.throttled += 1;
+                        Some(retry_after)
+                    }
+                    OverLimit::Wait => {
+                        if !queued {
+                            queued = true;
+                            s.waiting += 1;
+                            s.stats.queued += 1;
+                            s.stats.waiting_peak = s.stats.waiting_peak.max(s.waiting);
+                        }
+                        None
+                    }
+                }
+            };
+            if let Some(retry_after) = refusal {
+                return Err(CallError::Throttled { retry_after });
+            }
+            let guard = WaitGuard { services: self, idx, armed: true };
+            self.freed[idx].wait(sim).await;
+            std::mem::forget(guard); // woken normally: it counts itself out above
+        }
+    }
+
+    fn release(&self, sim: &Sim, idx: usize) {
+        self.inner.borrow_mut()[idx].in_progress -= 1;
+        self.freed[idx].notify_one_live(sim);
+    }
+
     /// Call statistics by service name.
     pub fn stats(&self) -> BTreeMap<String, ServiceStats> {
         self.names.iter().cloned().zip(self.inner.borrow().iter().map(|s| s.stats)).collect()
+    }
+}
+
+/// A slot of a service with a concurrency limit, held for one call.
+struct SlotGuard<'a> {
+    services: &'a Services,
+    sim: &'a Sim,
+    idx: usize,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.services.release(self.sim, self.idx);
+    }
+}
+
+/// A call waiting for a slot; if the caller is aborted while it waits, it stops counting as
+/// waiting.
+struct WaitGuard<'a> {
+    services: &'a Services,
+    idx: usize,
+    armed: bool,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.services.inner.borrow_mut()[self.idx].waiting -= 1;
+        }
     }
 }
 
@@ -153,7 +262,10 @@ impl Downstream {
             if outcome.is_ok() || !crate::model::retry::RetryState::may_retry(spec, attempts) {
                 return outcome;
             }
-            let delay = state.next_delay(spec, &mut self.rng.borrow_mut());
+            let mut delay = state.next_delay(spec, &mut self.rng.borrow_mut());
+            if let Err(CallError::Throttled { retry_after: Some(after) }) = outcome {
+                delay = delay.max(after); // Polly honours Retry-After when told to
+            }
             self.sim.sleep(delay).await;
         }
     }

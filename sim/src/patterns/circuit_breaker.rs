@@ -56,7 +56,7 @@ use crate::model::host::{Host, Instance};
 use crate::model::meters::Lat;
 use crate::model::queue::{Delivery, Queue};
 use crate::model::retry::RetryState;
-use crate::model::service::Downstream;
+use crate::model::service::{CallError, Downstream};
 use crate::model::trigger::Handler;
 use crate::patterns::{Pattern, SettingsTable};
 use crate::results::RunResults;
@@ -558,7 +558,10 @@ impl Guarded {
             }
             match &t.scenario.retry {
                 Some(spec) if RetryState::may_retry(spec, attempts) => {
-                    let delay = backoff.next_delay(spec, &mut self.rng.borrow_mut());
+                    let mut delay = backoff.next_delay(spec, &mut self.rng.borrow_mut());
+                    if let Err(CallError::Throttled { retry_after: Some(after) }) = outcome {
+                        delay = delay.max(after); // as Downstream: Retry-After is honoured
+                    }
                     t.sim.sleep(delay).await;
                 }
                 _ => return Guard::Failed,

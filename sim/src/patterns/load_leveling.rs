@@ -42,7 +42,10 @@ fn build(t: &Rc<Topology>) {
     t.meters.track_accept(t.scenario.horizon());
     let queue = t.add_queue("queue", t.scenario.queue.clone());
     let api = Rc::new(Api { t: t.clone(), queue: queue.clone(), rng: RefCell::new(t.rng("api")) });
-    t.sim.spawn(t.clone().produce(move |msg| {
+    t.sim.spawn(t.clone().produce(move |mut msg| {
+        // The request is at the API from the moment it arrives, before its handler runs:
+        // a run never ends with a request that nobody holds.
+        api.t.meters.admit(&mut msg, Holder::Api);
         api.t.sim.spawn(api.clone().accept(msg));
     }));
     t.start_workers(queue);
@@ -61,10 +64,9 @@ struct Api {
 
 impl Api {
     /// One request: store and enqueue the message, then answer 202 Accepted.
-    async fn accept(self: Rc<Self>, mut msg: Message) {
+    async fn accept(self: Rc<Self>, msg: Message) {
         let t = &self.t;
         let requested = t.sim.now_ns();
-        t.meters.admit(&mut msg, Holder::Api);
         let took = t.scenario.api.accept.sample(&mut self.rng.borrow_mut());
         t.sim.sleep(took).await;
         if self.queue.send(msg, Some(Holder::Api)) {

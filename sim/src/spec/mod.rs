@@ -7,6 +7,7 @@
 mod hosting;
 pub mod table;
 
+pub use crate::limits::LimitsSpec;
 pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 
 use crate::dist::Dist;
@@ -57,6 +58,8 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// `[expect]`: conditions on summary fields, in file order.
     pub expect: Vec<Expectation>,
+    /// `[limits]`: when the run stops on its own.
+    pub limits: LimitsSpec,
 }
 
 impl Scenario {
@@ -93,6 +96,7 @@ impl Default for Scenario {
             retry: None,
             faults: Vec::new(),
             expect: Vec::new(),
+            limits: LimitsSpec::default(),
         }
     }
 }
@@ -227,9 +231,11 @@ pub struct QueueSpec {
     /// (default 60 s, at most 5 min); storage queue visibility timeout set by the Functions
     /// host on receive (default 10 min, which is what a crashed host's messages wait).
     pub visibility_timeout: Nanos,
-    /// Service Bus: the receiver renews a handler's lock until this long after receive
-    /// (Functions `maxAutoLockRenewalDuration`, default 5 min); 0 = no renewal (storage
-    /// queues).
+    /// How long the receiver keeps renewing a live handler's lock, counted from the start
+    /// of the handler; 0 = no renewal, [`QueueSpec::RENEW_UNLIMITED`] = for as long as the
+    /// handler runs. Service Bus: `maxAutoLockRenewalDuration` (default 5 min), renewed
+    /// `min(lock / 2, 10 s)` before it expires. Storage queue: the Functions listener renews
+    /// the visibility halfway, for as long as the function runs (the default).
     pub lock_renewal: Nanos,
     /// Deliveries before the message goes to the dead-letter / poison queue. The first
     /// delivery counts. Service Bus default 10, storage queue (`maxDequeueCount`) 5.
@@ -252,6 +258,9 @@ pub struct QueueSpec {
 }
 
 impl QueueSpec {
+    /// `lock_renewal` that never stops while the handler runs (`"unlimited"` in files).
+    pub const RENEW_UNLIMITED: Nanos = Nanos::MAX;
+
     /// Service Bus defaults.
     pub fn service_bus() -> QueueSpec {
         QueueSpec {
@@ -272,7 +281,7 @@ impl QueueSpec {
         QueueSpec {
             kind: QueueKind::StorageQueue,
             visibility_timeout: 10 * NS_PER_MIN,
-            lock_renewal: 0,
+            lock_renewal: QueueSpec::RENEW_UNLIMITED,
             max_delivery_count: 5,
             ttl: Some(7 * 24 * NS_PER_H),
             ..QueueSpec::service_bus()
@@ -321,12 +330,37 @@ pub struct ServiceSpec {
     pub error_rate: f64,
     /// Calls slower than this fail with a timeout at this time; `None` = no timeout.
     pub timeout: Option<Nanos>,
+    /// Calls in progress at once (a database's connection pool, a partner's concurrency
+    /// quota); `None` = unlimited.
+    pub max_concurrency: Option<u32>,
+    /// What a call beyond `max_concurrency` gets.
+    pub over_limit: OverLimit,
 }
 
 impl Default for ServiceSpec {
     fn default() -> Self {
-        ServiceSpec { latency: Dist::Exp { mean: 50 * NS_PER_MS }, error_rate: 0.0, timeout: None }
+        ServiceSpec {
+            latency: Dist::Exp { mean: 50 * NS_PER_MS },
+            error_rate: 0.0,
+            timeout: None,
+            max_concurrency: None,
+            over_limit: OverLimit::Wait,
+        }
     }
+}
+
+/// What a service does with a call beyond its `max_concurrency`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverLimit {
+    /// The call waits (first come, first served) until a call in progress ends: latency
+    /// grows with the queue at the service.
+    Wait,
+    /// The call fails at once as throttled (HTTP 429), with a `Retry-After` hint when given
+    /// (an in-process retry then waits at least that long).
+    Reject {
+        /// The `Retry-After` the service answers with, if any.
+        retry_after: Option<Nanos>,
+    },
 }
 
 /// How delays between retries grow.
@@ -420,6 +454,15 @@ pub enum FaultKind {
         /// Failure probability in the window.
         error_rate: f64,
     },
+    /// The consumer's lock renewals attempted in the window fail (the Service Bus SDK then
+    /// stops renewing that lock): locks run out at their current expiry under handlers that
+    /// keep running, and those handlers' settles find the lock lost.
+    RenewalFailure {
+        /// Start of the window (inclusive).
+        from: Nanos,
+        /// End of the window (exclusive).
+        to: Nanos,
+    },
     /// `instances` consumer instances die at `at`; their in-flight work is dropped. They come
     /// back after `restart_after` (`None`: never).
     Crash {
@@ -440,6 +483,7 @@ impl FaultKind {
             FaultKind::Latency { .. } => "latency",
             FaultKind::ErrorRate { .. } => "error-rate",
             FaultKind::Crash { .. } => "crash",
+            FaultKind::RenewalFailure { .. } => "renewal-failure",
         }
     }
 
@@ -448,7 +492,8 @@ impl FaultKind {
         match *self {
             FaultKind::Outage { from, to }
             | FaultKind::Latency { from, to, .. }
-            | FaultKind::ErrorRate { from, to, .. } => (from, Some(to)),
+            | FaultKind::ErrorRate { from, to, .. }
+            | FaultKind::RenewalFailure { from, to } => (from, Some(to)),
             FaultKind::Crash { at, restart_after, .. } => (at, restart_after.map(|r| at + r)),
         }
     }

@@ -68,7 +68,9 @@ pub trait TableWriter {
 }
 
 /// A pattern's settings, as the pattern module defines them.
-pub trait PatternSettings: fmt::Debug + Send + Sync + 'static {
+pub trait PatternSettings:
+    fmt::Debug + Send + Sync + std::panic::RefUnwindSafe + std::panic::UnwindSafe + 'static
+{
     /// Prints the table back (every key the pattern read, with its value).
     fn write(&self, out: &mut dyn TableWriter);
     /// The settings as `Any`, for the pattern to get its own type back.
