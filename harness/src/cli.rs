@@ -28,6 +28,16 @@ enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+    /// Run folders of scenarios over seeds as a regression suite (exit 1 on any failure).
+    Check(crate::check::CheckArgs),
+    /// Run a grid of settings over seeds and write sweep.{csv,json,md,html} with charts.
+    Sweep(crate::sweep::SweepArgs),
+    /// Find the cheapest setting that meets every [expect] condition.
+    Capacity(crate::capacity::CapacityArgs),
+    /// Combine the shard directories of a sharded sweep into one sweep.
+    Merge(crate::merge::MergeArgs),
+    /// Print the JSON Schema of scenario files (for editors: Taplo, Even Better TOML).
+    Schema,
 }
 
 /// Options of `sluice run`.
@@ -81,6 +91,11 @@ pub fn main() -> ExitCode {
         Command::Run(args) => crate::run::run(&args),
         Command::Compare(args) => crate::compare::compare(&args),
         Command::Validate { scenarios } => crate::validate::validate(&scenarios),
+        Command::Check(args) => crate::check::check(&args),
+        Command::Sweep(args) => crate::sweep::sweep(&args),
+        Command::Capacity(args) => crate::capacity::capacity(&args),
+        Command::Merge(args) => crate::merge::merge(&args),
+        Command::Schema => crate::schema::print(),
     };
     outcome.report()
 }

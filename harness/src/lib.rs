@@ -5,9 +5,15 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod capacity;
+pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod merge;
 pub mod outcome;
 pub mod run;
+pub mod runner;
 pub mod scenario;
+pub mod schema;
+pub mod sweep;
 pub mod validate;

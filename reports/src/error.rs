@@ -61,6 +61,10 @@ pub enum ReportError {
         /// How many runs were given.
         given: usize,
     },
+    /// A sweep's shard directories do not make one whole sweep (a point missing or twice,
+    /// shards of different sweeps), or a shard file is damaged.
+    #[error("{0}")]
+    Sweep(String),
 }
 
 impl ReportError {

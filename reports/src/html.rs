@@ -40,6 +40,7 @@ table{border-collapse:collapse;width:100%;font-size:14px;font-variant-numeric:ta
 th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;vertical-align:top}
 th{color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 th.l,td.l{text-align:left}
+table.nowrap td{white-space:nowrap}
 tr:last-child td{border-bottom:0}
 tr.ok td{background:var(--okbg)}tr.bad td{background:var(--badbg)}
 td.verdict{font-weight:700;width:90px;white-space:nowrap}tr.ok td.verdict{color:var(--ok)}tr.bad td.verdict{color:var(--bad)}

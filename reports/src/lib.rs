@@ -28,6 +28,7 @@
 //! on a damaged run directory.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod capacity;
 pub mod charts;
 pub mod compare;
 mod error;
@@ -39,8 +40,10 @@ mod model;
 mod num;
 mod plot;
 mod rundir;
+pub mod sweep;
 pub mod text;
 pub mod timeseries;
+pub mod xy;
 
 pub use error::ReportError;
 pub use model::{

@@ -17,7 +17,7 @@ pub(crate) const SIZE: (u32, u32) = (960, 360);
 type DrawResult<E> = Result<(), DrawingAreaErrorKind<E>>;
 
 /// Registers DejaVu Sans as `sans-serif` (regular and bold), once per process.
-fn fonts() -> Result<(), ReportError> {
+pub(crate) fn fonts() -> Result<(), ReportError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()
@@ -69,7 +69,7 @@ pub(crate) fn png(chart: &Chart) -> Result<Vec<u8>, ReportError> {
     Ok(out)
 }
 
-fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     let hex = PALETTE[i % PALETTE.len()];
     let v = u32::from_str_radix(&hex[1..], 16).unwrap_or(0);
     RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8)
@@ -96,7 +96,7 @@ fn decade_ms(k: i32) -> String {
 }
 
 /// Tick labels: `950`, `1.5k`, `2M`, `0.25`.
-fn tick(v: f64) -> String {
+pub(crate) fn tick(v: f64) -> String {
     let a = v.abs();
     let trim = |s: String| {
         if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }

@@ -47,6 +47,7 @@ pub(crate) struct ScenarioFile {
     pub cost: Option<S<CostFile>>,
     pub limits: Option<S<LimitsFile>>,
     pub expect: Named<Raw>,
+    pub expect_failure: Field,
 }
 
 /// `[limits]`.

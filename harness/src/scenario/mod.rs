@@ -50,6 +50,7 @@ mod workload;
 mod tests;
 
 pub use error::ScenarioError;
+pub use pattern_table::schemas as pattern_table_schemas;
 pub use print::to_toml;
 
 use error::Source;
@@ -58,6 +59,17 @@ use serde::Deserialize;
 use sim::spec::Scenario;
 use std::path::Path;
 use toml::de::DeTable;
+
+/// The JSON Schema of the scenario file types, traced from them (see `crate::schema`).
+pub(crate) fn file_schema() -> serde_json::Value {
+    crate::schema::trace::<ScenarioFile>()
+}
+
+/// Parses a duration in the scenario files' units (`250ms`, `30s`, `5m`, `2h`), for command
+/// line options.
+pub fn parse_duration(text: &str) -> Result<sim::time::Nanos, String> {
+    units::parse_duration(text).map_err(|e| e.message)
+}
 
 /// Reads and validates the scenario file at `path`, with `--set key=value` overrides
 /// applied (see [`load_str`]).

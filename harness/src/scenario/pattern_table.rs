@@ -265,3 +265,75 @@ impl TableWriter for Writer {
         self.0.push((key.into(), format!("[{}]", items.join(", "))));
     }
 }
+
+/// The JSON Schema of every pattern's table, by table name: each pattern's `read` is run
+/// against a reader that answers "absent" to every key and writes down what was asked, so
+/// the schema follows the pattern's own code.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    REGISTRY
+        .iter()
+        .filter_map(|p| p.table.as_ref())
+        .map(|t| {
+            let mut d = Describe(serde_json::Map::new());
+            let _ = (t.read)(&mut d);
+            let schema = serde_json::json!({
+                "type": "object",
+                "description": format!("the pattern's own table (docs/scenario-reference.md, [{}])", t.name),
+                "additionalProperties": false,
+                "properties": serde_json::Value::Object(d.0),
+            });
+            (t.name, schema)
+        })
+        .collect()
+}
+
+/// A reader that records the keys a pattern asks for, with their JSON Schema.
+struct Describe(serde_json::Map<String, serde_json::Value>);
+
+impl Describe {
+    fn key<T>(&mut self, key: &str, schema: serde_json::Value) -> Result<Option<T>, TableError> {
+        self.0.insert(key.to_string(), schema);
+        Ok(None)
+    }
+}
+
+impl TableReader for Describe {
+    fn duration(&mut self, key: &str) -> Result<Option<Nanos>, TableError> {
+        self.key(
+            key,
+            serde_json::json!({ "type": "string", "description": "a duration: 250ms, 30s, 5m" }),
+        )
+    }
+
+    fn integer(&mut self, key: &str, min: u64, max: u64) -> Result<Option<u64>, TableError> {
+        self.key(key, serde_json::json!({ "type": "integer", "minimum": min, "maximum": max }))
+    }
+
+    fn number(&mut self, key: &str, min: f64, max: f64) -> Result<Option<f64>, TableError> {
+        self.key(key, serde_json::json!({ "type": "number", "minimum": min, "maximum": max }))
+    }
+
+    fn boolean(&mut self, key: &str) -> Result<Option<bool>, TableError> {
+        self.key(key, serde_json::json!({ "type": "boolean" }))
+    }
+
+    fn choice(&mut self, key: &str, options: &[&str]) -> Result<Option<usize>, TableError> {
+        self.key(key, serde_json::json!({ "enum": options }))
+    }
+
+    fn dist(&mut self, key: &str) -> Result<Option<Dist>, TableError> {
+        self.key(key, serde_json::json!({ "type": "string", "description": "a distribution: exp(mean=50ms)" }))
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, TableError> {
+        self.key(key, serde_json::json!({ "type": "string" }))
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, TableError> {
+        self.key(key, serde_json::json!({ "type": "array", "items": { "type": "string" } }))
+    }
+
+    fn invalid(&self, key: &str, message: &str) -> TableError {
+        TableError(format!("{key}: {message}").into())
+    }
+}

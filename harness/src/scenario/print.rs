@@ -119,6 +119,9 @@ fn top(out: &mut Out, s: &Scenario) {
     out.dur("warmup", s.warmup);
     out.dur("interval", s.interval);
     out.str("pattern", s.pattern.name());
+    if s.expect_failure {
+        out.raw("expect_failure", true);
+    }
 }
 
 fn workload(out: &mut Out, w: &WorkloadSpec) {

@@ -49,6 +49,15 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.faults = faults::faults(src, &f.faults, &s)?;
     s.limits = limits(src, f.limits.as_ref())?;
     s.expect = expect(src, &f.expect)?;
+    if s.expect_failure && s.expect.is_empty() {
+        let at = f.expect_failure.as_ref().map_or(TOP, S::span);
+        return Err(src
+            .at(
+                at,
+                "`expect_failure = true` needs an [expect] table: the guarantee this design breaks",
+            )
+            .note("e.g. [expect] \"messages.lost\" = \"== 0\""));
+    }
     Ok(s)
 }
 
@@ -95,6 +104,8 @@ fn top_level(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
         interval: opt(&f.interval, |v| positive_duration(src, v, "interval"))?
             .unwrap_or(d.interval),
         pattern: pattern.unwrap_or(d.pattern),
+        expect_failure: opt(&f.expect_failure, |v| boolean(src, v, "expect_failure"))?
+            .unwrap_or(false),
         ..d
     })
 }

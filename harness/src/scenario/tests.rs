@@ -848,3 +848,23 @@ fn service_capacity_keys_load_print_back_and_refuse_what_would_be_ignored() -> T
     assert!(e.contains("unknown over_limit \"queue\""), "{e}");
     Ok(())
 }
+
+#[test]
+fn expect_failure_marks_the_broken_half_of_a_chaos_pair() -> TestResult {
+    let text = format!("expect_failure = true\n{MINIMAL}[expect]\n\"messages.lost\" = \"== 0\"\n");
+    let s = load_text(&text)?;
+    assert!(s.expect_failure);
+    assert!(to_toml(&s).contains("\nexpect_failure = true\n"));
+    assert_eq!(load_text(&to_toml(&s))?, s);
+    assert!(!load_text(MINIMAL)?.expect_failure);
+    let e = load_text(&format!("expect_failure = true\n{MINIMAL}")).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "scenarios/x.toml:1:18: error: `expect_failure = true` needs an [expect] table"
+        ),
+        "{e}"
+    );
+    let e = load_text(&format!("expect_failure = \"yes\"\n{MINIMAL}")).unwrap_err().to_string();
+    assert!(e.starts_with("scenarios/x.toml:1:18: error:"), "{e}");
+    Ok(())
+}

@@ -60,6 +60,9 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     /// `[limits]`: when the run stops on its own.
     pub limits: LimitsSpec,
+    /// `expect_failure = true`: the broken half of a chaos pair. Its `[expect]` states the
+    /// guarantee the design breaks; `sluice check` passes it when an expectation fails.
+    pub expect_failure: bool,
 }
 
 impl Scenario {
@@ -97,6 +100,7 @@ impl Default for Scenario {
             faults: Vec::new(),
             expect: Vec::new(),
             limits: LimitsSpec::default(),
+            expect_failure: false,
         }
     }
 }
