@@ -8,6 +8,7 @@ use super::file::{Raw, S};
 use super::values::{self, Res};
 use sim::dist::Dist;
 use sim::patterns::{Pattern, REGISTRY};
+use sim::spec::Scenario;
 use sim::spec::table::{PatternTable, TableError, TableReader, TableWriter};
 use sim::time::{Nanos, format_duration};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,10 +43,12 @@ pub(crate) fn take<'a>(root: &mut DeTable<'a>) -> Vec<Taken<'a>> {
 }
 
 /// Reads the table of `pattern` from `taken`; a table of another pattern is an error.
+/// `scenario` is the rest of the file, already validated.
 pub(crate) fn read(
     src: &Source<'_>,
     pattern: &Pattern,
     taken: Vec<Taken<'_>>,
+    scenario: &Scenario,
 ) -> Res<PatternTable> {
     let mut out = PatternTable::default();
     for t in taken {
@@ -59,8 +62,14 @@ pub(crate) fn read(
                 .note(format!("this scenario runs `{}`", pattern.kind.name())));
         };
         let entries = entries(src, &t)?;
-        let mut reader =
-            Reader { src, table: t.name, span: t.value.span(), entries, asked: BTreeSet::new() };
+        let mut reader = Reader {
+            src,
+            table: t.name,
+            span: t.value.span(),
+            entries,
+            asked: BTreeSet::new(),
+            scenario,
+        };
         let settings = (table.read)(&mut reader).map_err(into_scenario_error)?;
         reader.unknown_keys()?;
         out = PatternTable(Some(settings));
@@ -107,6 +116,7 @@ struct Reader<'s, 'a> {
     span: Range<usize>,
     entries: Entries,
     asked: BTreeSet<String>,
+    scenario: &'s Scenario,
 }
 
 impl Reader<'_, '_> {
@@ -215,6 +225,10 @@ impl TableReader for Reader<'_, '_> {
     fn invalid(&self, key: &str, message: &str) -> TableError {
         let at = self.entries.get(key).map_or(self.span.clone(), |(_, v)| v.span());
         wrap(self.src.at(at, message.to_string()))
+    }
+
+    fn scenario(&self) -> Option<&Scenario> {
+        Some(self.scenario)
     }
 }
 

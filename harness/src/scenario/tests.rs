@@ -181,7 +181,7 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
         e.starts_with("scenarios/x.toml:4:2: error: unknown key `breakers` at the top level"),
         "{e}"
     );
-    assert!(!e.contains("did you mean"), "{e}");
+    assert!(e.contains("did you mean `breaker`?"), "{e}"); // the circuit-breaker's table
     let e = error_after_minimal("[scaling]\nmax_instances = 3\n");
     assert!(
         e.starts_with(
@@ -415,7 +415,7 @@ fn required_keys_and_the_pattern_name_are_checked() {
     assert_eq!(
         load_text(&text).unwrap_err().to_string(),
         "scenarios/x.toml:3:11: error: unknown pattern \"competing-consumer\"\n  \
-         expected one of: load-leveling, competing-consumers, retry-backoff\n  \
+         expected one of: load-leveling, competing-consumers, retry-backoff, circuit-breaker\n  \
          did you mean `competing-consumers`?"
     );
 }

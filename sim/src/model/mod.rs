@@ -2,6 +2,7 @@
 //!
 //! | model | what it is |
 //! | --- | --- |
+//! | [`breaker`] | circuit breakers: Polly v7 consecutive, Polly v8 ratio, resilience4j windows |
 //! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
@@ -15,6 +16,7 @@
 //! | [`meters`] | the message ledger, latency histograms, time series |
 //! | [`series`] | the time series: streamed to a sink, kept as a bounded downsample |
 
+pub mod breaker;
 pub mod cost;
 pub mod host;
 pub mod meters;

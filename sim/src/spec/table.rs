@@ -42,6 +42,11 @@ pub trait TableReader {
     /// An error about `key` (for checks across keys), positioned at its value when present,
     /// else at the table.
     fn invalid(&self, key: &str, message: &str) -> TableError;
+    /// The rest of the scenario, already validated (for checks against other tables, such
+    /// as a `target` that must name a service); `None` where the reader has none.
+    fn scenario(&self) -> Option<&super::Scenario> {
+        None
+    }
 }
 
 /// Prints the keys of one table back, in the file's units.
