@@ -426,3 +426,70 @@ fn a_long_series_keeps_every_row_in_the_csv_and_stays_deterministic() -> TestRes
     assert_eq!(streamed, csv.as_bytes(), "the same design, the same seed, every row");
     Ok(())
 }
+
+#[test]
+fn breaker_table_errors_point_at_the_key_and_its_chaos_pair_fails_then_passes() -> TestResult {
+    let dir = scratch("breaker");
+    let head = "name = \"bad\"\nduration = \"10m\"\npattern = \"circuit-breaker\"\n\
+                [consumer]\ncalls = [\"payments\"]\n[services.payments]\n[services.db]\n[breaker]\n";
+    let cases = [
+        ("target.toml", "target = \"paymnts\"\n", "target.toml:9:10", "names no service"),
+        ("uncalled.toml", "target = \"db\"\n", "uncalled.toml:9:10", "never call \"db\""),
+        (
+            "probes.toml",
+            "kind = \"ratio\"\nhalf_open_calls = 3\n",
+            "probes.toml:10:19",
+            "exactly one probe",
+        ),
+        ("kind.toml", "kind = \"ratoi\"\n", "kind.toml:9:8", "did you mean `ratio`"),
+    ];
+    for (name, body, place, hint) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{head}{body}"))?;
+        let o = sluice(&["validate", path.to_str().unwrap()]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {t}");
+        assert!(t.contains(place) && t.contains(hint), "{name}: expected {place}, {hint:?}:\n{t}");
+        assert!(!t.contains("panicked"), "{name}: {t}");
+    }
+    // The trap dead-letters orders (exit 1); pausing the listener keeps them (exit 0).
+    for (file, code) in [("breaker-abandon-trap", 1), ("breaker-pause", 0)] {
+        let path = format!("scenarios/chaos/{file}.toml");
+        let out = dir.join(file);
+        let o = sluice(&["run", &path, "--report", "none", "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(code), "{file}: {}", text(&o));
+        assert!(text(&o).contains("messages.dead_lettered == 0"), "{file}: {}", text(&o));
+    }
+    Ok(())
+}
+
+#[test]
+fn compare_shows_the_calls_a_breaker_spares_and_its_time_to_recover() -> TestResult {
+    let dir = scratch("compare-breaker");
+    let o = sluice(&[
+        "compare",
+        "scenarios/patterns/circuit-breaker.toml",
+        "--vary",
+        "breaker.kind=none,ratio",
+        "--report",
+        "md",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("compare.json"))?)?;
+    let values = |metric: &str| -> (f64, f64) {
+        let m = c["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == metric);
+        let m = m.unwrap_or_else(|| panic!("no row {metric}"));
+        (m["values"][0].as_f64().unwrap(), m["values"][1].as_f64().unwrap())
+    };
+    let (none, ratio) = values("services.calls");
+    assert!(ratio < none * 0.6, "the breaker spares calls: {none} -> {ratio}");
+    let (none, ratio) = values("breaker.recovery_s");
+    assert!(none < 1.0 && ratio > none && ratio < 6.0, "recovery {none} -> {ratio}");
+    let (none, ratio) = values("breaker.short_circuited");
+    assert!(none == 0.0 && ratio > 1000.0);
+    let md = std::fs::read_to_string(dir.join("compare.md"))?;
+    assert!(md.contains("| breaker.recovery_s |"), "{md}");
+    Ok(())
+}

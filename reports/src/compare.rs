@@ -153,6 +153,21 @@ pub fn build(runs: &[(String, RunReport)]) -> Result<Comparison, ReportError> {
             metrics.push(row(&path, &format!("{name} calls"), "count", Better::Neither, vals));
         }
     }
+    // The pattern's own section (`breaker.opened`, ...): fields ending in `_s` are seconds.
+    let fields: BTreeSet<(&String, &String)> = runs
+        .iter()
+        .flat_map(|(_, r)| r.summary.sections.iter())
+        .flat_map(|(section, fields)| fields.keys().map(move |k| (section, k)))
+        .collect();
+    for (section, field) in fields {
+        let vals = runs
+            .iter()
+            .map(|(_, r)| r.summary.sections.get(section).and_then(|f| f.get(field)).copied())
+            .collect();
+        let unit = if field.ends_with("_s") { "s" } else { "count" };
+        let path = format!("{section}.{field}");
+        metrics.push(row(&path, &path, unit, Better::Neither, vals));
+    }
     Ok(Comparison {
         schema: SCHEMA,
         runs: runs

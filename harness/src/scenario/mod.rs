@@ -104,6 +104,6 @@ pub fn load_str(text: &str, origin: &Path, sets: &[String]) -> Result<Scenario, 
         .map_err(|e| diagnose::serde_error(&src, &snapshot, &e))?;
     let mut scenario = resolve::scenario(&src, &file)?;
     let pattern = sim::patterns::lookup(scenario.pattern);
-    scenario.pattern_table = pattern_table::read(&src, &scenario, pattern, tables)?;
+    scenario.pattern_table = pattern_table::read(&src, pattern, tables, &scenario)?;
     Ok(scenario)
 }

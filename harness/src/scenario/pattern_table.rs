@@ -44,12 +44,12 @@ pub(crate) fn take<'a>(root: &mut DeTable<'a>) -> Vec<Taken<'a>> {
 }
 
 /// Reads the table of `pattern` from `taken`; a table of another pattern is an error.
-/// `scenario` is the rest of the file, resolved (for keys that name its classes).
+/// `scenario` is the rest of the file, already validated.
 pub(crate) fn read(
     src: &Source<'_>,
-    scenario: &Scenario,
     pattern: &Pattern,
     taken: Vec<Taken<'_>>,
+    scenario: &Scenario,
 ) -> Res<PatternTable> {
     let mut out = PatternTable::default();
     for t in taken {

@@ -2,6 +2,7 @@
 //!
 //! | model | what it is |
 //! | --- | --- |
+//! | [`breaker`] | circuit breakers: Polly v7 consecutive, Polly v8 ratio, resilience4j windows |
 //! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
 //! | [`lanes`] | a queue's waiting line split by class (strict priority), and how long each class starves |
@@ -16,6 +17,7 @@
 //! | [`meters`] | the message ledger, latency histograms, time series |
 //! | [`series`] | the time series: streamed to a sink, kept as a bounded downsample |
 
+pub mod breaker;
 pub mod cost;
 pub mod host;
 pub mod lanes;

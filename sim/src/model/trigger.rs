@@ -15,15 +15,24 @@
 //!   is empty (100 ms, doubling up to `max_polling_interval`).
 //!
 //! A pattern written on the trigger reads receive, handle, complete or abandon: it supplies
-//! only the handler.
+//! only the handler. A pattern may also give the trigger a [`Gate`], asked before each
+//! receive: a listener that pauses (while a circuit breaker is open, say).
 
 use crate::engine::Sim;
 use crate::model::host::{Host, Instance};
 use crate::model::queue::{Delivery, Queue};
 use crate::spec::{ConsumerSpec, QueueKind};
 use crate::time::{NS_PER_MS, Nanos};
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+
+/// Asked before each receive of an instance: how many messages it may take now, or `None`
+/// to pause (the listener asks again every [`GATE_POLL`]).
+pub type Gate = Rc<dyn Fn(&Instance) -> Option<u32>>;
+
+/// How often a paused listener asks its [`Gate`] again.
+pub const GATE_POLL: Nanos = 100 * NS_PER_MS;
 
 /// What a pattern does with one delivered message. The trigger has already counted the
 /// execution; the handler settles the message (complete or abandon).
@@ -39,6 +48,7 @@ pub struct QueueTrigger {
     host: Rc<Host>,
     batch_size: u32,
     concurrency: u32,
+    gate: RefCell<Option<Gate>>,
 }
 
 impl QueueTrigger {
@@ -50,6 +60,28 @@ impl QueueTrigger {
             host,
             batch_size: consumer.batch_size,
             concurrency: consumer.concurrency,
+            gate: RefCell::new(None),
+        }
+    }
+
+    /// Asks `gate` before each receive from now on.
+    pub fn set_gate(&self, gate: Gate) {
+        *self.gate.borrow_mut() = Some(gate);
+    }
+
+    /// Waits until the gate lets the instance receive; returns how many messages it may
+    /// take, or `None` if the instance stopped meanwhile.
+    async fn through_gate(&self, inst: &Rc<Instance>) -> Option<u32> {
+        let gate = self.gate.borrow().clone();
+        let Some(gate) = gate else { return Some(u32::MAX) };
+        loop {
+            if !inst.running() {
+                return None;
+            }
+            if let Some(n) = gate(inst) {
+                return Some(n.max(1));
+            }
+            self.sim.sleep(GATE_POLL).await;
         }
     }
 
@@ -125,7 +157,11 @@ impl QueueTrigger {
                 inst.wait_for_messages(&self.sim).await;
                 continue;
             }
-            let keep_going = self.receive(inst, fetched).await;
+            let Some(limit) = self.through_gate(inst).await else {
+                inst.end_fetch(&self.sim, fetched);
+                return None;
+            };
+            let keep_going = self.receive(inst, limit, fetched).await;
             let mine = (!fetched.is_empty()).then(|| fetched.remove(0));
             inst.end_fetch(&self.sim, fetched);
             if !keep_going {
@@ -140,12 +176,13 @@ impl QueueTrigger {
 
     /// Receives for the instance the way its trigger does. Returns false when a job
     /// replica finds the queue empty with nothing in flight: it exits.
-    async fn receive(&self, inst: &Rc<Instance>, out: &mut Vec<Delivery>) -> bool {
+    /// At most `limit` messages (the gate's).
+    async fn receive(&self, inst: &Rc<Instance>, limit: u32, out: &mut Vec<Delivery>) -> bool {
         let q = &self.queue;
         match q.spec().kind {
             QueueKind::ServiceBus => {
                 let idle = inst.slots() - inst.busy();
-                let max = idle.min(self.batch_size).max(1);
+                let max = idle.min(self.batch_size).min(limit).max(1);
                 if !inst.exit_when_idle {
                     q.receive(max, inst.group(), out).await;
                     return true;
@@ -165,7 +202,7 @@ impl QueueTrigger {
                 let mut empty_polls = 0;
                 loop {
                     inst.wait_busy_at_most(&self.sim, self.new_batch_threshold()).await;
-                    q.try_receive(self.batch_size, inst.group(), out);
+                    q.try_receive(self.batch_size.min(limit), inst.group(), out);
                     if !out.is_empty() {
                         return true;
                     }

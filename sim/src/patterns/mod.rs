@@ -6,12 +6,14 @@
 //! | `load-leveling` | [`load_leveling`] | an API answers at once while the queue absorbs a burst |
 //! | `competing-consumers` | [`competing_consumers`] | N instances, batch receive, redelivery after a crash, poison to the DLQ |
 //! | `retry-backoff` | [`retry_backoff`] | store the intent, poll for due jobs, exponential backoff |
+//! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
 //! and processes, and its invariant checkers. Adding a pattern is one module and one line in
 //! [`REGISTRY`] (see CONTRIBUTING.md).
 
+pub mod circuit_breaker;
 pub mod competing_consumers;
 pub mod load_leveling;
 pub mod priority;
@@ -59,10 +61,11 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 4] = [
+pub static REGISTRY: [&Pattern; 5] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
+    &circuit_breaker::PATTERN,
     &priority::PATTERN,
 ];
 

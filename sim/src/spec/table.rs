@@ -50,8 +50,9 @@ pub trait TableReader {
         let _ = read;
         Err(self.invalid(key, "sub-tables are not read here"))
     }
-    /// The scenario this table belongs to, resolved but for the pattern table (for keys
-    /// that name its classes or services). `None` where no scenario is at hand.
+    /// The rest of the scenario, already validated (for checks against other tables, such
+    /// as a `target` that must name a service, or `order` naming classes); `None` where the
+    /// reader has none.
     fn scenario(&self) -> Option<&Scenario> {
         None
     }
