@@ -138,6 +138,89 @@ impl Holdings {
     }
 }
 
+/// One traced event: what happened to message `id` at `t` (recorded with tracing on, and
+/// shown to the invariant checkers with checks on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// When.
+    pub t: Nanos,
+    /// The message sequence number ([`Message::id`]).
+    pub id: u64,
+    /// The message's class.
+    pub class: u8,
+    /// What happened.
+    pub what: Event,
+}
+
+/// What happened to a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The workload offered it.
+    Produced,
+    /// A holder took it in (the ledger's admission).
+    Admitted(Holder),
+    /// One holder passed it to another.
+    HandedOver {
+        /// The holder that let it go.
+        from: Holder,
+        /// The holder that took it.
+        to: Holder,
+    },
+    /// It left the system.
+    Left(Exit),
+    /// Delivered to a handler; `count` is its delivery count (1 = first).
+    Delivered {
+        /// The delivery count, the first delivery included.
+        count: u32,
+    },
+    /// Its handler failed and gave it back.
+    Abandoned,
+    /// Its lock (visibility) lapsed before it was settled.
+    LockExpired,
+    /// Given back unhandled (a prefetched message of an instance that scaled in).
+    Released,
+    /// A handler's settle found the lock already lost.
+    LockLost,
+    /// A handler succeeded after the message had already been completed (a duplicate
+    /// effect), or had left unhandled (a late success).
+    LateSuccess,
+    /// A pattern-specific step (`attempt`, `retry_scheduled`, ...).
+    Note(&'static str),
+}
+
+impl Event {
+    /// The name written in `trace.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Produced => "produced",
+            Event::Admitted(h) => match h {
+                Holder::Api => "requested",
+                Holder::Queue => "enqueued",
+                Holder::Store => "stored",
+                Holder::Partition => "appended",
+                Holder::Web => "queued_in_memory",
+                Holder::Handler => "taken",
+            },
+            Event::HandedOver { to, .. } => match to {
+                Holder::Queue => "enqueued",
+                Holder::Store => "stored",
+                Holder::Partition => "appended",
+                Holder::Web => "queued_in_memory",
+                Holder::Handler => "taken",
+                Holder::Api => "requested",
+            },
+            Event::Left(exit) => exit.name(),
+            Event::Delivered { .. } => "delivered",
+            Event::Abandoned => "abandoned",
+            Event::LockExpired => "lock_expired",
+            Event::Released => "released",
+            Event::LockLost => "lock_lost",
+            Event::LateSuccess => "late_success",
+            Event::Note(what) => what,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,24 +10,7 @@
 use crate::spec::{QueueKind, Scenario};
 use crate::time::{NS_PER_S, Nanos};
 
-/// `[limits]`: when a run stops on its own.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LimitsSpec {
-    /// The run stops when more messages than this are in the system at once (default
-    /// 5 000 000).
-    pub max_backlog: u64,
-}
-
-impl LimitsSpec {
-    /// The default `max_backlog`.
-    pub const DEFAULT_MAX_BACKLOG: u64 = 5_000_000;
-}
-
-impl Default for LimitsSpec {
-    fn default() -> Self {
-        LimitsSpec { max_backlog: Self::DEFAULT_MAX_BACKLOG }
-    }
-}
+pub use crate::spec::LimitsSpec;
 
 /// Why and when a run was stopped by `[limits]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -147,42 +147,7 @@ impl Latency {
     }
 }
 
-/// One row of the time series: what happened in the interval ending at `t`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct IntervalRow {
-    /// End of the interval.
-    pub t: Nanos,
-    /// Messages produced in the interval.
-    pub arrivals: u64,
-    /// Messages completed.
-    pub completed: u64,
-    /// Handler executions that failed (the message was abandoned or its call failed).
-    pub failed: u64,
-    /// Messages dead-lettered.
-    pub dead_lettered: u64,
-    /// Messages expired by TTL.
-    pub expired: u64,
-    /// Messages rejected at the door.
-    pub rejected: u64,
-    /// Messages waiting (visible or delayed, not locked) at the end of the interval.
-    pub backlog: u64,
-    /// Messages in the system at the end of the interval: waiting or in progress (what
-    /// `messages.in_flight` counts at the end of a run).
-    pub in_flight: u64,
-    /// Of those, messages in progress: locked by a handler, held by an API still accepting
-    /// them, stored jobs, ... (`in_flight - backlog`).
-    pub in_progress: u64,
-    /// Consumer instances running at the end of the interval.
-    pub instances: u32,
-    /// Cost accrued since the start of the run, USD.
-    pub cost_usd: f64,
-    /// Mean web-tier response time in the interval (WebJob plans; ns, 0 otherwise).
-    pub web_latency_ns: u64,
-    /// Median end-to-end latency of the messages completed in the interval (ns; 0 if none).
-    pub latency_p50_ns: u64,
-    /// 99th percentile of the same (ns; 0 if none).
-    pub latency_p99_ns: u64,
-}
+pub use crate::model::series::IntervalRow;
 
 /// Calls made to one downstream service.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -336,5 +301,16 @@ pub struct RunResults {
     pub web: Option<WebResults>,
     /// Broken guarantees found by the invariant checkers (empty unless
     /// [`crate::RunOptions::checks`] was set).
-    pub violations: Vec<crate::check::Violation>,
+    pub violations: Vec<Violation>,
+}
+
+/// A broken guarantee, found by a checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The checker that found it (`ledger`, `max-deliveries`, ...).
+    pub checker: &'static str,
+    /// Simulated time at which it was found.
+    pub at: Nanos,
+    /// What was broken, with the values that broke it.
+    pub message: String,
 }

@@ -25,7 +25,7 @@
 //! the same downsample, whether they are merged as [`IntervalRow`]s in the simulator or read
 //! back from `timeseries.csv` (every merge above commutes with the reports' rounding).
 
-use crate::results::IntervalRow;
+use crate::time::Nanos;
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
@@ -239,4 +239,41 @@ mod tests {
         a.finish();
         assert_eq!(a, Downsampled::from_rows((0..1000).map(row), 16));
     }
+}
+
+/// One row of the time series: what happened in the interval ending at `t`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntervalRow {
+    /// End of the interval.
+    pub t: Nanos,
+    /// Messages produced in the interval.
+    pub arrivals: u64,
+    /// Messages completed.
+    pub completed: u64,
+    /// Handler executions that failed (the message was abandoned or its call failed).
+    pub failed: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Messages expired by TTL.
+    pub expired: u64,
+    /// Messages rejected at the door.
+    pub rejected: u64,
+    /// Messages waiting (visible or delayed, not locked) at the end of the interval.
+    pub backlog: u64,
+    /// Messages in the system at the end of the interval: waiting or in progress (what
+    /// `messages.in_flight` counts at the end of a run).
+    pub in_flight: u64,
+    /// Of those, messages in progress: locked by a handler, held by an API still accepting
+    /// them, stored jobs, ... (`in_flight - backlog`).
+    pub in_progress: u64,
+    /// Consumer instances running at the end of the interval.
+    pub instances: u32,
+    /// Cost accrued since the start of the run, USD.
+    pub cost_usd: f64,
+    /// Mean web-tier response time in the interval (WebJob plans; ns, 0 otherwise).
+    pub web_latency_ns: u64,
+    /// Median end-to-end latency of the messages completed in the interval (ns; 0 if none).
+    pub latency_p50_ns: u64,
+    /// 99th percentile of the same (ns; 0 if none).
+    pub latency_p99_ns: u64,
 }

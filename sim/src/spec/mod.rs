@@ -7,7 +7,6 @@
 mod hosting;
 pub mod table;
 
-pub use crate::limits::LimitsSpec;
 pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
 
 use crate::dist::Dist;
@@ -558,4 +557,23 @@ pub struct Expectation {
     pub threshold: f64,
     /// The condition as written in the file, for messages.
     pub condition: String,
+}
+
+/// `[limits]`: when a run stops on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsSpec {
+    /// The run stops when more messages than this are in the system at once (default
+    /// 5 000 000).
+    pub max_backlog: u64,
+}
+
+impl LimitsSpec {
+    /// The default `max_backlog`.
+    pub const DEFAULT_MAX_BACKLOG: u64 = 5_000_000;
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec { max_backlog: Self::DEFAULT_MAX_BACKLOG }
+    }
 }
