@@ -2,34 +2,16 @@
 //! errors (positions, "did you mean"), printing it back, `--set` on its sub-tables, its
 //! summary section and its chaos pair.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use common::*;
+
+use std::path::PathBuf;
 
 const SCENARIO: &str = "scenarios/patterns/priority.toml";
 
-fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("the sluice binary runs")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-prio-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    scratch_in("prio", name)
 }
 
 /// The shipped scenario with `from` replaced by `to`, written to a scratch file.

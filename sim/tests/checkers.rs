@@ -4,6 +4,8 @@
 //! `SIM_SEEDS=N` sets how many seeds the swarm runs (default 100); `SIM_SEED=S` starts there.
 //! Every failure names the seed and the pattern, which replay it.
 
+mod common;
+
 use sim::check::{Checker, MaxDeliveries, OneLife, verdicts};
 use sim::dist::Dist;
 use sim::ledger::{Exit, Holder};
@@ -37,36 +39,8 @@ fn swarm(pattern: PatternKind, seed: u64) -> Scenario {
         ..queue
     };
     let mut services = BTreeMap::new();
-    services.insert(
-        "api".to_string(),
-        ServiceSpec {
-            latency: Dist::Exp { mean: (5 + r.below(50)) * NS_PER_MS },
-            error_rate: r.below(20) as f64 / 100.0,
-            timeout: Some(2 * NS_PER_S),
-            max_concurrency: r.chance(0.3).then(|| 1 + r.below(8) as u32),
-            over_limit: if r.chance(0.5) {
-                OverLimit::Wait
-            } else {
-                OverLimit::Reject { retry_after: r.chance(0.5).then_some(NS_PER_S) }
-            },
-        },
-    );
-    let mut faults = Vec::new();
-    for _ in 0..r.below(4) {
-        let at = r.below(duration);
-        let length = (10 + r.below(60)) * NS_PER_S;
-        let kind = match r.below(3) {
-            0 => FaultKind::Outage { from: at, to: at + length },
-            1 => FaultKind::Crash {
-                at,
-                instances: 1 + r.below(3) as u32,
-                restart_after: r.chance(0.8).then_some(length),
-            },
-            _ => FaultKind::ErrorRate { from: at, to: at + length, error_rate: 0.5 },
-        };
-        let target = if matches!(kind, FaultKind::Crash { .. }) { "consumer" } else { "api" };
-        faults.push(FaultSpec { target: target.into(), kind });
-    }
+    services.insert("api".to_string(), common::swarm_service(&mut r));
+    let faults = common::swarm_faults(&mut r, duration);
     Scenario {
         seed,
         duration,

@@ -5,6 +5,8 @@
 //! `SIM_SEEDS=N` sets how many seeds the swarm runs (default 100); `SIM_SEED=S` starts there.
 //! Every failure names its seed.
 
+mod common;
+
 use sim::dist::Dist;
 use sim::model::breaker::{Breaker, Change, Config, Decision, Kind, State};
 use sim::patterns::circuit_breaker::{KIND, OnOpen, Scope, Settings};
@@ -88,22 +90,7 @@ fn swarm(seed: u64) -> Scenario {
         };
         services.insert(name.to_string(), spec);
     }
-    let mut faults = Vec::new();
-    for _ in 0..r.below(4) {
-        let at = r.below(duration);
-        let length = (10 + r.below(60)) * S;
-        let kind = match r.below(3) {
-            0 => FaultKind::Outage { from: at, to: at + length },
-            1 => FaultKind::Crash {
-                at,
-                instances: 1 + r.below(3) as u32,
-                restart_after: r.chance(0.8).then_some(length),
-            },
-            _ => FaultKind::ErrorRate { from: at, to: at + length, error_rate: 0.5 },
-        };
-        let target = if matches!(kind, FaultKind::Crash { .. }) { "consumer" } else { "api" };
-        faults.push(FaultSpec { target: target.into(), kind });
-    }
+    let faults = common::swarm_faults(&mut r, duration);
     let kinds = [
         None,
         Some(Kind::Consecutive),

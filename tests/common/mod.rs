@@ -1,0 +1,37 @@
+//! What every end-to-end test of the `sluice` binary needs: run it from the repository root,
+//! a scratch folder per test, and its output as text.
+
+#![allow(dead_code)] // each test file uses its own share of these
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// What a test returns, so it can use `?`.
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Runs `sluice ARGS...` in the repository root.
+pub fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("the sluice binary runs")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// An empty scratch folder named after the test file (`prefix`), this process and `name`.
+pub fn scratch_in(prefix: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Standard output and standard error together.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
