@@ -59,24 +59,27 @@ impl Loop {
     /// Closes the open time-series interval with the levels now.
     fn close_interval(&self) {
         let t = &self.topology;
-        let queues = t.queues();
-        for q in &queues {
+        // Runs once per interval (a long run has millions): no list is copied.
+        let (mut operations, mut backlog) = (0, 0);
+        t.for_each_queue(|q| {
             q.sweep_expired(false);
-        }
-        let hosts = t.hosts();
-        for h in &hosts {
+            operations += q.operations();
+            backlog += q.backlog();
+        });
+        let mut instances = 0;
+        t.for_each_host(|h| {
             h.bill_all();
-        }
+            instances += h.allocated();
+        });
         let now = self.sim().now_ns();
-        let operations = queues.iter().map(|q| q.operations()).sum();
         let cost = t.cost.bill(operations, now).total_usd;
         let web_ns = self.web_interval(now - t.meters.interval_start());
-        let backlog: u64 = queues.iter().map(|q| q.backlog()).sum();
+        let in_flight = t.meters.holdings().in_flight();
         t.meters.close_interval(Levels {
             backlog,
-            in_flight: t.meters.holdings().in_flight(),
-            in_progress: t.meters.holdings().in_flight() - backlog,
-            instances: hosts.iter().map(|h| h.allocated()).sum(),
+            in_flight,
+            in_progress: in_flight - backlog,
+            instances,
             cost_usd: cost,
             web_latency_ns: web_ns,
         });

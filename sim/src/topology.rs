@@ -200,6 +200,20 @@ impl Topology {
         self.queues.borrow().iter().map(|(_, q)| q.clone()).collect()
     }
 
+    /// Runs `f` on every queue, in the order they were added.
+    pub fn for_each_queue(&self, mut f: impl FnMut(&Queue)) {
+        for (_, q) in self.queues.borrow().iter() {
+            f(q);
+        }
+    }
+
+    /// Runs `f` on every pool's host, in the order they were added.
+    pub fn for_each_host(&self, mut f: impl FnMut(&Host)) {
+        for p in self.pools.borrow().iter() {
+            f(&p.host);
+        }
+    }
+
     /// The pool named `name`, if the pattern added one.
     pub fn pool(&self, name: &str) -> Option<(Rc<Host>, Rc<QueueTrigger>)> {
         self.pools

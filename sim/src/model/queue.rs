@@ -103,7 +103,9 @@ struct Inner {
     delayed: VecDeque<(Nanos, u32, u32)>,
     held: u64,
     locked: u64,
-    backlog: crate::model::meters::Level,
+    /// Messages waiting (visible or delayed); its peak and time average are kept, for all
+    /// queues together, by the meters.
+    backlog: u64,
     operations: u64,
     keeper: Option<TaskId>,
     keeper_armed: Nanos,
@@ -155,7 +157,7 @@ impl Queue {
                 delayed: VecDeque::new(),
                 held: 0,
                 locked: 0,
-                backlog: Default::default(),
+                backlog: 0,
                 operations: 0,
                 keeper: None,
                 keeper_armed: 0,
@@ -259,7 +261,7 @@ impl Queue {
                 w.visible(class, now);
             }
             q.held += 1;
-            q.backlog.add(now, 1);
+            q.backlog += 1;
             self.meters.backlog_changed(now, 1);
         }
         self.arrivals.notify_one(&self.sim);
@@ -292,7 +294,7 @@ impl Queue {
                 expired.push(m.msg);
                 q.free_cell(cell);
                 q.held -= 1;
-                q.backlog.add(now, -1);
+                q.backlog -= 1;
                 self.meters.backlog_changed(now, -1);
                 continue;
             }
@@ -304,7 +306,7 @@ impl Queue {
             let d = Delivery { cell, token: m.token, msg: m.msg, delivery_count: m.deliveries };
             q.locks.push_back((now + vt - self.renewal_lead(), cell, d.token));
             q.locked += 1;
-            q.backlog.add(now, -1);
+            q.backlog -= 1;
             self.meters.backlog_changed(now, -1);
             out.push(d);
         }
@@ -435,7 +437,7 @@ impl Queue {
             self.meters.exit(&m.msg, Holder::Queue, Exit::DeadLettered);
             return;
         }
-        q.backlog.add(now, 1);
+        q.backlog += 1;
         self.meters.backlog_changed(now, 1);
         if delay > 0 && self.spec.kind == QueueKind::StorageQueue {
             q.msgs[cell as usize].state = State::Delayed;
@@ -628,7 +630,7 @@ impl Queue {
                         q.visible.pop_front_of(lane);
                         q.free_cell(cell);
                         q.held -= 1;
-                        q.backlog.add(now, -1);
+                        q.backlog -= 1;
                         if let Some(w) = q.watch.as_mut() {
                             w.gone(m.msg.class, now, false);
                         }
@@ -657,7 +659,7 @@ impl Queue {
 
     /// Messages waiting to be delivered (visible or delayed).
     pub fn backlog(&self) -> u64 {
-        self.inner.borrow().backlog.value
+        self.inner.borrow().backlog
     }
 
     /// Messages locked by a handler.
@@ -668,12 +670,6 @@ impl Queue {
     /// Messages held (waiting or locked).
     pub fn held(&self) -> u64 {
         self.inner.borrow().held
-    }
-
-    /// Highest backlog and its time average up to now.
-    pub fn backlog_stats(&self) -> (u64, f64) {
-        let q = self.inner.borrow();
-        (q.backlog.peak, q.backlog.mean(self.sim.now_ns()))
     }
 
     /// Broker operations so far.
