@@ -129,7 +129,7 @@ pub fn run_charts(r: &RunReport) -> Vec<Chart> {
         ),
         time(
             "backlog",
-            "Backlog and in-flight",
+            "Backlog and in progress",
             "messages",
             vec![
                 count_series("backlog (waiting)", BLUE, rows, |row| row.backlog),
