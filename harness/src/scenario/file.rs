@@ -38,6 +38,7 @@ pub(crate) struct ScenarioFile {
     pub workload: Option<S<WorkloadFile>>,
     pub api: Option<S<ApiFile>>,
     pub queue: Option<S<QueueFile>>,
+    pub store: Option<S<StoreFile>>,
     pub consumer: Option<S<ConsumerFile>>,
     pub services: Named<ServiceFile>,
     pub retry: Option<S<RetryFile>>,
@@ -82,6 +83,14 @@ pub(crate) struct PhaseFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApiFile {
     pub accept: Field,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreFile {
+    pub latency: Field,
+    pub commit_latency: Field,
 }
 
 /// `[queue]`.

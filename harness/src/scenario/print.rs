@@ -19,6 +19,11 @@ pub fn to_toml(s: &Scenario) -> String {
     out.table("api");
     out.str("accept", &s.api.accept.to_string());
     queue(&mut out, &s.queue);
+    if s.store != sim::spec::StoreSpec::default() {
+        out.table("store");
+        out.str("latency", &s.store.latency.to_string());
+        out.str("commit_latency", &s.store.commit_latency.to_string());
+    }
     consumer(&mut out, &s.consumer);
     hosting(&mut out, &s.hosting);
     for (name, svc) in &s.services {

@@ -5,13 +5,15 @@ use super::error::Source;
 use super::faults;
 use super::file::{
     ApiFile, ConsumerFile, LimitsFile, Named, QueueFile, RetryFile, S, ScenarioFile, ServiceFile,
+    StoreFile,
 };
-use super::file::{Raw, WorkloadFile};
+use super::file::{Field, Raw, WorkloadFile};
 use super::values::*;
 use super::workload;
+use sim::dist::Dist;
 use sim::spec::{
     ApiSpec, Backoff, ConsumerSpec, Expectation, LimitsSpec, OverLimit, QueueKind, QueueSpec,
-    RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    RetrySpec, Scenario, ServiceSpec, StoreSpec, WorkloadSpec,
 };
 use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.workload = workload_spec(src, f.workload.as_ref())?;
     s.api = api(src, f.api.as_ref())?;
     s.queue = queue(src, f.queue.as_ref())?;
+    s.store = store(src, f.store.as_ref())?;
     s.consumer = consumer(src, f.consumer.as_ref(), s.queue.kind, &services)?;
     s.hosting =
         super::hosting::hosting(src, f.consumer.as_ref(), f.scaling.as_ref(), f.web.as_ref())?;
@@ -135,6 +138,19 @@ fn api(src: &Source<'_>, a: Option<&S<ApiFile>>) -> Res<ApiSpec> {
     let accept = a.and_then(|a| a.get_ref().accept.as_ref());
     let accept = accept.map(|v| dist(src, v, "api.accept")).transpose()?;
     Ok(ApiSpec { accept: accept.unwrap_or(ApiSpec::default().accept) })
+}
+
+/// `[store]`.
+fn store(src: &Source<'_>, t: Option<&S<StoreFile>>) -> Res<StoreSpec> {
+    let d = StoreSpec::default();
+    let Some(t) = t.map(S::get_ref) else { return Ok(d) };
+    let get = |v: &Field, key: &str, default: Dist| -> Res<Dist> {
+        v.as_ref().map(|v| dist(src, v, key)).transpose().map(|x| x.unwrap_or(default))
+    };
+    Ok(StoreSpec {
+        latency: get(&t.latency, "store.latency", d.latency.clone())?,
+        commit_latency: get(&t.commit_latency, "store.commit_latency", d.commit_latency.clone())?,
+    })
 }
 
 /// The queue kinds, by scenario-file name.

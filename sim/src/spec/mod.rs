@@ -41,6 +41,8 @@ pub struct Scenario {
     pub api: ApiSpec,
     /// The broker.
     pub queue: QueueSpec,
+    /// `[store]`: the database of patterns that keep state in one (`outbox`).
+    pub store: StoreSpec,
     /// The consumer host.
     pub consumer: ConsumerSpec,
     /// Where the consumers run, how they scale (`[consumer] hosting/memory/cpu`,
@@ -91,6 +93,7 @@ impl Default for Scenario {
             workload: WorkloadSpec::default(),
             api: ApiSpec::default(),
             queue: QueueSpec::service_bus(),
+            store: StoreSpec::default(),
             consumer: ConsumerSpec::default(),
             hosting: HostingSpec::default(),
             cost: CostSpec::default(),
@@ -201,6 +204,26 @@ pub struct ApiSpec {
 impl Default for ApiSpec {
     fn default() -> Self {
         ApiSpec { accept: Dist::Const(5 * NS_PER_MS) }
+    }
+}
+
+/// `[store]`: a database (Azure SQL Database, say) with transactions and unique
+/// constraints, as [`crate::model::store`] models it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreSpec {
+    /// One statement's round trip (a read, a query, a write inside a transaction); default
+    /// `exp(mean=5ms)`.
+    pub latency: Dist,
+    /// A commit: the log flush that makes a transaction durable; default `exp(mean=5ms)`.
+    pub commit_latency: Dist,
+}
+
+impl Default for StoreSpec {
+    fn default() -> Self {
+        StoreSpec {
+            latency: Dist::Exp { mean: 5 * NS_PER_MS },
+            commit_latency: Dist::Exp { mean: 5 * NS_PER_MS },
+        }
     }
 }
 
