@@ -78,7 +78,9 @@ impl Loop {
         t.meters.close_interval(Levels {
             backlog,
             in_flight,
-            in_progress: in_flight - backlog,
+            // copies of messages the ledger already counts ([`crate::model::queue::Queue::send_copy`])
+            // wait in the backlog too
+            in_progress: in_flight.saturating_sub(backlog),
             instances,
             cost_usd: cost,
             web_latency_ns: web_ns,

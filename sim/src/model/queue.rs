@@ -62,6 +62,8 @@ struct Msg {
     /// A lock of this message lapsed while its handler lived: that handler may still
     /// succeed after the message has left the queue.
     late: bool,
+    /// A copy of a message the ledger has already accounted for ([`Queue::send_copy`]).
+    copy: bool,
 }
 
 /// A message handed to a handler: the lock on one delivery.
@@ -73,6 +75,8 @@ pub struct Delivery {
     pub msg: Message,
     /// Which delivery this is (1 = first).
     pub delivery_count: u32,
+    /// A delivery of a copy ([`Queue::send_copy`]): settling it touches no ledger account.
+    pub copy: bool,
 }
 
 /// Why a settle failed.
@@ -120,7 +124,7 @@ impl Inner {
     /// A message leaves the queue (completed, dead-lettered or expired): its cell is free.
     fn free_cell(&mut self, cell: u32) {
         let m = self.msgs[cell as usize];
-        if m.late {
+        if m.late && !m.copy {
             self.late.insert(m.msg.id, m.handled > 0);
         }
         self.msgs[cell as usize].state = State::Free;
@@ -212,7 +216,21 @@ impl Queue {
     /// Sends `msg` now, taking it from `from` (`None`: a producer sending straight to the
     /// queue, the queue admits it). Returns false when the queue is full: the message is
     /// rejected (and leaves `from`).
-    pub fn send(&self, mut msg: Message, from: Option<Holder>) -> bool {
+    pub fn send(&self, msg: Message, from: Option<Holder>) -> bool {
+        self.put(msg, from, false)
+    }
+
+    /// Sends another copy of `msg`, a message the ledger has already accounted for (a relay
+    /// that publishes the same event twice). The copy waits, is delivered, locked,
+    /// abandoned and dead-lettered like any message and counts in the backlog and the
+    /// deliveries, but admits nothing and leaves by no ledger exit: whoever sends copies
+    /// counts what becomes of them. Returns false when the queue is full (the copy is
+    /// dropped).
+    pub fn send_copy(&self, msg: Message) -> bool {
+        self.put(msg, None, true)
+    }
+
+    fn put(&self, mut msg: Message, from: Option<Holder>, copy: bool) -> bool {
         let now = self.sim.now_ns();
         let full = {
             let mut q = self.inner.borrow_mut();
@@ -221,12 +239,14 @@ impl Queue {
         };
         if full {
             match from {
+                _ if copy => {}
                 None => self.meters.reject(&msg),
                 Some(h) => self.meters.exit(&msg, h, Exit::Rejected),
             }
             return false;
         }
         match from {
+            _ if copy => self.meters.trace(&msg, Event::Note("copy_sent")),
             None => self.meters.admit(&mut msg, Holder::Queue),
             Some(h) => self.meters.hand_over(&mut msg, h, Holder::Queue),
         }
@@ -242,6 +262,7 @@ impl Queue {
                 delivered_at: 0,
                 holder: 0,
                 late: false,
+                copy,
             };
             let index = match q.free.pop() {
                 Some(i) => {
@@ -291,7 +312,9 @@ impl Queue {
                 w.gone(m.msg.class, now, !expires);
             }
             if expires {
-                expired.push(m.msg);
+                if !m.copy {
+                    expired.push(m.msg);
+                }
                 q.free_cell(cell);
                 q.held -= 1;
                 q.backlog -= 1;
@@ -303,7 +326,13 @@ impl Queue {
             m.state = State::Locked;
             m.delivered_at = now;
             m.holder = holder;
-            let d = Delivery { cell, token: m.token, msg: m.msg, delivery_count: m.deliveries };
+            let d = Delivery {
+                cell,
+                token: m.token,
+                msg: m.msg,
+                delivery_count: m.deliveries,
+                copy: m.copy,
+            };
             q.locks.push_back((now + vt - self.renewal_lead(), cell, d.token));
             q.locked += 1;
             q.backlog -= 1;
@@ -321,6 +350,10 @@ impl Queue {
         }
         for d in out.iter() {
             self.meters.delivered();
+            if d.copy {
+                self.meters.trace(&d.msg, Event::Note("copy_delivered"));
+                continue;
+            }
             self.meters.trace(&d.msg, Event::Delivered { count: d.delivery_count });
             if d.delivery_count == 1 {
                 let accepted = d.msg.accepted_at;
@@ -356,6 +389,9 @@ impl Queue {
         let mut q = self.inner.borrow_mut();
         q.operations += 1;
         let Some(m) = Self::lookup(&mut q, d) else {
+            if d.copy {
+                return Err(Settle::LockLost);
+            }
             // The message left while this handler ran on a lapsed lock. If it had been
             // handled, this is a duplicate effect; if it left unhandled (dead-lettered or
             // expired), an effect the ledger's exits do not show.
@@ -370,7 +406,7 @@ impl Queue {
             return Err(Settle::LockLost);
         };
         m.handled += 1;
-        let duplicate = m.handled > 1;
+        let duplicate = m.handled > 1 && !d.copy;
         let ok = m.state == State::Locked && m.token == d.token;
         if ok {
             q.free_cell(d.cell);
@@ -381,12 +417,19 @@ impl Queue {
         if duplicate {
             self.meters.duplicate();
         }
-        if ok {
-            self.meters.exit(&d.msg, Holder::Queue, Exit::Completed);
-            Ok(())
-        } else {
-            self.meters.trace(&d.msg, Event::LockLost);
-            Err(Settle::LockLost)
+        match (ok, d.copy) {
+            (true, false) => {
+                self.meters.exit(&d.msg, Holder::Queue, Exit::Completed);
+                Ok(())
+            }
+            (true, true) => Ok(()),
+            (false, copy) => {
+                self.meters.trace(
+                    &d.msg,
+                    if copy { Event::Note("copy_lock_lost") } else { Event::LockLost },
+                );
+                Err(Settle::LockLost)
+            }
         }
     }
 
@@ -400,7 +443,8 @@ impl Queue {
             Some(m) if m.state == State::Locked && m.token == d.token => {
                 q.locked -= 1;
                 drop(q);
-                self.meters.trace(&d.msg, Event::Abandoned);
+                let event = if d.copy { Event::Note("copy_abandoned") } else { Event::Abandoned };
+                self.meters.trace(&d.msg, event);
                 self.release(d.cell, self.spec.abandon_delay);
                 Ok(())
             }
@@ -434,7 +478,11 @@ impl Queue {
             q.free_cell(cell);
             q.held -= 1;
             drop(q);
-            self.meters.exit(&m.msg, Holder::Queue, Exit::DeadLettered);
+            if m.copy {
+                self.meters.trace(&m.msg, Event::Note("copy_dead_lettered"));
+            } else {
+                self.meters.exit(&m.msg, Holder::Queue, Exit::DeadLettered);
+            }
             return;
         }
         q.backlog += 1;
@@ -635,7 +683,9 @@ impl Queue {
                             w.gone(m.msg.class, now, false);
                         }
                         self.meters.backlog_changed(now, -1);
-                        expired.push(m.msg);
+                        if !m.copy {
+                            expired.push(m.msg);
+                        }
                     } else if all {
                         keep.push_back(q.visible.pop_front_of(lane).expect("front"));
                     } else {
@@ -719,6 +769,36 @@ mod tests {
         assert_eq!((q.held(), q.locked()), (0, 0));
         assert_eq!(meters.holdings().in_flight(), 0);
         assert_eq!(q.complete(&d[0]), Err(Settle::LockLost), "a second settle finds no lock");
+    }
+
+    #[test]
+    fn a_copy_is_delivered_like_any_message_and_touches_no_ledger_account() {
+        let spec = QueueSpec { max_delivery_count: 2, ..QueueSpec::service_bus() };
+        let (sim, meters, q) = setup(spec);
+        let m = send(&meters, &q);
+        assert!(q.send_copy(m));
+        assert!(q.send_copy(m));
+        assert_eq!((q.backlog(), q.held()), (3, 3));
+        assert_eq!(meters.holdings().in_flight(), 1, "the ledger holds the message once");
+        let d = receive(&q, 10);
+        assert_eq!(
+            d.iter().map(|d| (d.msg.id, d.copy)).collect::<Vec<_>>(),
+            [(m.id, false), (m.id, true), (m.id, true)]
+        );
+        assert_eq!(q.complete(&d[0]), Ok(()));
+        assert_eq!(meters.holdings().in_flight(), 0, "the original completes the message");
+        assert_eq!(q.complete(&d[1]), Ok(()), "a copy completes after the original");
+        // the other copy is abandoned until it is dead-lettered: no ledger exit either
+        assert_eq!(q.abandon(&d[2]), Ok(()));
+        let again = receive(&q, 10);
+        assert_eq!((again.len(), again[0].copy, again[0].delivery_count), (1, true, 2));
+        assert_eq!(q.abandon(&again[0]), Ok(()));
+        assert_eq!((q.held(), q.backlog()), (0, 0));
+        sim.shutdown();
+        drop(q);
+        let l = Rc::try_unwrap(meters).ok().expect("one owner").finish().ledger;
+        assert_eq!((l.produced, l.completed, l.dead_lettered, l.duplicates), (1, 1, 0, 0));
+        assert_eq!(l.deliveries, 4);
     }
 
     #[test]
