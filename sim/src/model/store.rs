@@ -99,6 +99,7 @@ trait Write {
 enum Change<R> {
     Insert(R),
     Put(R),
+    Upsert(Box<dyn FnOnce(Option<&R>) -> R>),
     Update(Box<dyn FnOnce(&mut R)>),
     Delete,
 }
@@ -123,6 +124,10 @@ impl<R: Clone + 'static> Write for RowWrite<R> {
                     rows.insert(key, row);
                 }
                 Change::Put(row) => {
+                    rows.insert(key, row);
+                }
+                Change::Upsert(f) => {
+                    let row = f(before.as_ref());
                     rows.insert(key, row);
                 }
                 Change::Update(f) => {
@@ -162,6 +167,17 @@ impl Tx {
     /// Inserts or replaces the row at `key` (an upsert).
     pub fn put<R: Clone + 'static>(&mut self, table: &Rc<Table<R>>, key: u64, row: R) {
         self.push(table, key, Change::Put(row));
+    }
+
+    /// Writes `f(row)` at `key`, given the row there when the transaction commits (`None`
+    /// if absent): an insert-or-update (`MERGE`), such as a counter that goes up by one.
+    pub fn upsert<R: Clone + 'static>(
+        &mut self,
+        table: &Rc<Table<R>>,
+        key: u64,
+        f: impl FnOnce(Option<&R>) -> R + 'static,
+    ) {
+        self.push(table, key, Change::Upsert(Box::new(f)));
     }
 
     /// Changes the row at `key` with `f` (an update of one row; none if it is absent).
@@ -422,6 +438,7 @@ mod tests {
                 s.commit(tx).await.unwrap();
                 let mut tx = s.begin();
                 tx.update(&t, 1, |v| *v += 1); // would make 11
+                tx.upsert(&t, 3, |v| v.map_or(1, |v| v + 1)); // would make 1
                 tx.insert(&t, 2, 20);
                 tx.delete(&t, 1);
                 tx.insert(&t, 2, 21); // taken by this transaction's own insert
@@ -430,7 +447,7 @@ mod tests {
         }
         sim.run_until(SimTime(NS_PER_MS * 1000));
         assert_eq!(r.get(), Some(Err(Conflict { table: "t", key: 2 })));
-        assert_eq!((t.peek(1), t.peek(2)), (Some(10), None));
+        assert_eq!((t.peek(1), t.peek(2), t.peek(3)), (Some(10), None, None));
     }
 
     #[test]
@@ -455,6 +472,7 @@ mod tests {
                     tx.update(&outbox, *k, |sent| *sent = true);
                 }
                 tx.update(&outbox, 99, |sent| *sent = true); // no such row: no effect
+                tx.upsert(&outbox, 5, |sent| !sent.copied().unwrap_or(true)); // 5: unsent -> sent
                 s.commit(tx).await.unwrap();
                 got.borrow_mut().push(batch.iter().map(|(k, _)| *k).collect::<Vec<_>>());
                 let rest = s.query(&outbox, 10, |sent| !sent).await;
@@ -463,7 +481,7 @@ mod tests {
             });
         }
         sim.run_until(SimTime(NS_PER_MS * 1000));
-        assert_eq!(*got.borrow(), [vec![1, 2, 3], vec![4, 5]]);
+        assert_eq!(*got.borrow(), [vec![1, 2, 3], vec![4]]);
         assert_eq!(outbox.len(), 5);
         assert!(!outbox.contains(99));
     }
