@@ -181,15 +181,17 @@ fn build(t: &Rc<Topology>) {
         queued: t.gauge("fire_and_forget.queued"),
         process: RefCell::new(None),
     });
-    let (starting, crashed) = (web.clone(), web.clone());
+    // The topology keeps the process, so it holds the web app weakly (no cycle).
+    let (starting, crashed) = (Rc::downgrade(&web), Rc::downgrade(&web));
     let process = t.add_process(
         "web",
         move |p| {
-            for _ in 0..starting.cfg.workers {
-                p.spawn(starting.clone().background_loop(p.clone()));
+            let Some(web) = starting.upgrade() else { return };
+            for _ in 0..web.cfg.workers {
+                p.spawn(web.clone().background_loop(p.clone()));
             }
         },
-        move |_| crashed.crashed(),
+        move |_| crashed.upgrade().into_iter().for_each(|w| w.crashed()),
     );
     *web.process.borrow_mut() = Some(process);
     let api = web.clone();

@@ -47,6 +47,8 @@
 //! relay_batch = 100              # rows per poll
 //! idempotent_consumer = true     # processed-messages table, unique key, same transaction
 //! publish_latency = "exp(mean=5ms)"  # one send to the broker
+//! broker = "servicebus"          # optional: a [services.X] each send calls instead (its
+//!                                # latency, errors and outages: a broker outage)
 //! [store]
 //! latency = "exp(mean=5ms)"      # a statement's round trip
 //! commit_latency = "exp(mean=5ms)"
@@ -77,7 +79,7 @@ use crate::time::{NS_PER_MS, NS_PER_S, Nanos};
 use crate::topology::Topology;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 /// The pattern's name in scenario files.
@@ -130,6 +132,9 @@ pub struct Settings {
     pub idempotent_consumer: Option<bool>,
     /// One send to the broker.
     pub publish_latency: Option<Dist>,
+    /// A `[services.<name>]` that stands for the broker's send endpoint: each publish is a
+    /// call to it (its latency, errors and fault windows), instead of `publish_latency`.
+    pub broker: Option<String>,
 }
 
 fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError> {
@@ -140,7 +145,18 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
         relay_batch: t.integer("relay_batch", 1, 1_000_000)?.map(|n| n as u32),
         idempotent_consumer: t.boolean("idempotent_consumer")?,
         publish_latency: t.dist("publish_latency")?,
+        broker: t.string("broker")?,
     };
+    if let (Some(name), Some(sc)) = (&s.broker, t.scenario())
+        && !sc.services.contains_key(name)
+    {
+        let defined: Vec<&str> = sc.services.keys().map(String::as_str).collect();
+        let msg = format!(
+            "unknown service `{name}` in `outbox.broker` (defined: {})",
+            if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+        );
+        return Err(t.invalid("broker", &msg));
+    }
     if s.relay_interval == Some(0) {
         return Err(t.invalid("relay_interval", "`relay_interval` must be longer than 0"));
     }
@@ -163,6 +179,9 @@ impl PatternSettings for Settings {
         }
         if let Some(v) = &self.publish_latency {
             out.dist("publish_latency", v);
+        }
+        if let Some(v) = &self.broker {
+            out.string("broker", v);
         }
     }
 
@@ -188,6 +207,8 @@ pub struct Resolved {
     pub idempotent_consumer: bool,
     /// One send to the broker.
     pub publish_latency: Dist,
+    /// The service that stands for the broker's send endpoint, if any.
+    pub broker: Option<String>,
 }
 
 impl Resolved {
@@ -199,9 +220,8 @@ impl Resolved {
             relay_interval: mine.relay_interval.unwrap_or(NS_PER_S),
             relay_batch: mine.relay_batch.unwrap_or(100),
             idempotent_consumer: mine.idempotent_consumer.unwrap_or(true),
-            publish_latency: mine
-                .publish_latency
-                .unwrap_or(Dist::Exp { mean: 5 * NS_PER_MS }),
+            publish_latency: mine.publish_latency.unwrap_or(Dist::Exp { mean: 5 * NS_PER_MS }),
+            broker: mine.broker,
         }
     }
 }
@@ -241,6 +261,8 @@ struct Producer {
     /// broker's view, not the relay's memory: it survives a relay crash.)
     published: RefCell<BTreeSet<u64>>,
     rng: RefCell<Rng>,
+    /// The broker's send endpoint as a service, when `broker` names one.
+    broker: Option<Downstream>,
     unpublished: Gauge,
     process: RefCell<Option<Rc<Process>>>,
 }
@@ -263,18 +285,24 @@ fn build(t: &Rc<Topology>) {
         held: RefCell::new(BTreeMap::new()),
         published: RefCell::new(BTreeSet::new()),
         rng: RefCell::new(t.rng("outbox.publish")),
+        broker: cfg.broker.as_ref().map(|b| t.downstream(std::slice::from_ref(b))),
         unpublished: t.gauge("outbox.unpublished"),
         process: RefCell::new(None),
     });
-    let crashed = p.clone();
-    let producer = t.add_process("producer", |_| {}, move |_| crashed.crashed());
+    // The topology keeps the processes, so they hold the producer weakly (no cycle).
+    let crashed = Rc::downgrade(&p);
+    let producer = t.add_process(
+        "producer",
+        |_| {}, // its tasks are the requests, spawned as they arrive
+        move |_| crashed.upgrade().into_iter().for_each(|p| p.crashed()),
+    );
     *p.process.borrow_mut() = Some(producer);
-    let relay = p.clone();
+    let relay = Rc::downgrade(&p);
     t.add_process(
         "relay",
         move |process| {
-            if relay.cfg.design == Design::Outbox {
-                process.spawn(relay.clone().relay());
+            if let Some(r) = relay.upgrade().filter(|r| r.cfg.design == Design::Outbox) {
+                process.spawn(r.relay());
             }
         },
         |_| {}, // the relay holds nothing the durable rows and the queue do not
@@ -285,7 +313,7 @@ fn build(t: &Rc<Topology>) {
     let trigger = t.add_pool("consumer", queue.clone(), c);
     let host = t.pool("consumer").expect("just added").0;
     let consumer = Consumer {
-        t: t.clone(),
+        t: Rc::downgrade(t),
         queue,
         host,
         store: Store::new(t.sim.clone(), &t.scenario.store, t.rng("store.consumer")),
@@ -348,11 +376,11 @@ impl Producer {
                 t.meters.hand_over(&mut msg, Holder::Api, Holder::Web);
                 self.held.borrow_mut().insert(msg.id, (msg, Holder::Web));
                 // A crash during the publish loses the event: the change is committed.
-                let took = self.cfg.publish_latency.sample(&mut self.rng.borrow_mut());
-                t.sim.sleep(took).await;
+                let sent = self.send().await;
                 self.held.borrow_mut().remove(&msg.id);
-                if self.queue_full() {
-                    // The broker refused the send after the commit: the same loss.
+                if !sent || self.queue_full() {
+                    // The broker failed or refused the send after the commit: the same loss
+                    // (the request fails, but its change stays committed).
                     self.lose(&msg, Holder::Web);
                 } else {
                     self.queue.send(msg, Some(Holder::Web));
@@ -394,6 +422,19 @@ impl Producer {
         self.unpublished.add(-1.0);
     }
 
+    /// One send to the broker: `publish_latency`, or a call to the `broker` service
+    /// (retried in process as `[retry]` says). Whether it succeeded.
+    async fn send(&self) -> bool {
+        match &self.broker {
+            Some(b) => b.call_all().await.is_ok(),
+            None => {
+                let took = self.cfg.publish_latency.sample(&mut self.rng.borrow_mut());
+                self.t.sim.sleep(took).await;
+                true
+            }
+        }
+    }
+
     /// Whether the broker refuses a send now (`[queue] capacity` reached).
     fn queue_full(&self) -> bool {
         let cap = self.queue.spec().capacity;
@@ -401,20 +442,25 @@ impl Producer {
     }
 
     /// The relay: every `relay_interval`, publish the oldest `relay_batch` outbox rows in
-    /// order, then delete the rows it published in one transaction. A crash after a
-    /// publish and before that commit publishes those rows again after the restart.
+    /// order, then delete the rows it published in one transaction; after a full batch it
+    /// polls again at once (it is behind). A crash after a publish and before that commit
+    /// publishes those rows again after the restart.
     async fn relay(self: Rc<Self>) {
         let t = &self.t;
+        let limit = self.cfg.relay_batch as usize;
+        let mut full = false;
         loop {
-            t.sim.sleep(self.cfg.relay_interval).await;
-            let batch = self.store.query(&self.outbox, self.cfg.relay_batch as usize, |_| true).await;
+            if !full {
+                t.sim.sleep(self.cfg.relay_interval).await;
+            }
+            let batch = self.store.query(&self.outbox, limit, |_| true).await;
+            full = batch.len() == limit;
             let mut sent = Vec::with_capacity(batch.len());
             for (id, row) in batch {
-                if self.queue_full() {
-                    break; // the broker refuses: the rest waits for the next poll
+                if self.queue_full() || !self.send().await {
+                    full = false; // the broker refuses: the rest waits for the next poll
+                    break;
                 }
-                let took = self.cfg.publish_latency.sample(&mut self.rng.borrow_mut());
-                t.sim.sleep(took).await;
                 if self.published.borrow_mut().insert(id) {
                     self.queue.send(row.msg, Some(Holder::Store));
                     self.first_publish();
@@ -444,7 +490,8 @@ impl Producer {
 /// The consumer's handler: the work, the calls, then the effect in one transaction with
 /// (when idempotent) the processed-message row.
 struct Consumer {
-    t: Rc<Topology>,
+    /// Weak: the topology keeps the pool, which keeps the handler.
+    t: Weak<Topology>,
     queue: Rc<Queue>,
     host: Rc<crate::model::host::Host>,
     /// The consumer's own database.
@@ -459,7 +506,7 @@ struct Consumer {
 
 impl Handler for Consumer {
     async fn handle(&self, inst: &Rc<Instance>, delivery: Delivery) {
-        let t = &self.t;
+        let Some(t) = self.t.upgrade() else { return };
         let msg = delivery.msg;
         let started = t.sim.now_ns();
         if self.idempotent && self.store.get(&self.processed, msg.id).await.is_some() {
@@ -502,7 +549,8 @@ impl Handler for Consumer {
 
 fn checkers(s: &Scenario) -> Vec<Box<dyn Checker>> {
     let cfg = Resolved::of(s);
-    let mut c: Vec<Box<dyn Checker>> = vec![Box::new(MaxDeliveries::new(s.queue.max_delivery_count))];
+    let mut c: Vec<Box<dyn Checker>> =
+        vec![Box::new(MaxDeliveries::new(s.queue.max_delivery_count))];
     if cfg.design == Design::Outbox && cfg.idempotent_consumer {
         c.push(Box::new(ExactlyOnceEffect::default()));
     }
