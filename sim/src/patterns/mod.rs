@@ -8,6 +8,8 @@
 //! | `retry-backoff` | [`retry_backoff`] | store the intent, poll for due jobs, exponential backoff |
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
+//! | `outbox` | [`outbox`] | state and event in one transaction, a relay, an idempotent consumer; the dual write loses events |
+//! | `fire-and-forget` | [`fire_and_forget`] | work in an in-memory channel of the web process: lost on a crash or restart |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
 //! and processes, and its invariant checkers. Adding a pattern is one module and one line in
@@ -15,7 +17,9 @@
 
 pub mod circuit_breaker;
 pub mod competing_consumers;
+pub mod fire_and_forget;
 pub mod load_leveling;
+pub mod outbox;
 pub mod priority;
 pub mod retry_backoff;
 
@@ -65,12 +69,14 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 5] = [
+pub static REGISTRY: [&Pattern; 7] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
+    &outbox::PATTERN,
+    &fire_and_forget::PATTERN,
 ];
 
 /// The registry entry of `kind`.
