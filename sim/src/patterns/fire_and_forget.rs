@@ -181,7 +181,10 @@ fn build(t: &Rc<Topology>) {
         queued: t.gauge("fire_and_forget.queued"),
         process: RefCell::new(None),
     });
-    // The topology keeps the process, so it holds the web app weakly (no cycle).
+    // The topology keeps the process, so it holds the web app weakly (no cycle); a process
+    // of the engine holds it for the whole run (the crash hook must find it after the
+    // workload has ended and every task of it has crashed).
+    t.sim.spawn(keep(web.clone()));
     let (starting, crashed) = (Rc::downgrade(&web), Rc::downgrade(&web));
     let process = t.add_process(
         "web",
@@ -312,4 +315,10 @@ impl Web {
         }
         self.queued.set(0.0);
     }
+}
+
+/// Holds `state` until the engine shuts down and drops its processes.
+async fn keep<T>(state: Rc<T>) {
+    let _state = state;
+    std::future::pending::<()>().await;
 }

@@ -289,7 +289,10 @@ fn build(t: &Rc<Topology>) {
         unpublished: t.gauge("outbox.unpublished"),
         process: RefCell::new(None),
     });
-    // The topology keeps the processes, so they hold the producer weakly (no cycle).
+    // The topology keeps the processes, so they hold the producer weakly (no cycle); a
+    // process of the engine holds it for the whole run (its hooks must find it after the
+    // workload has ended and every task of it has crashed).
+    t.sim.spawn(keep(p.clone()));
     let crashed = Rc::downgrade(&p);
     let producer = t.add_process(
         "producer",
@@ -618,4 +621,10 @@ impl Checker for ExactlyOnceEffect {
             });
         }
     }
+}
+
+/// Holds `state` until the engine shuts down and drops its processes.
+async fn keep<T>(state: Rc<T>) {
+    let _state = state;
+    std::future::pending::<()>().await;
 }
