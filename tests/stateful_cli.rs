@@ -93,7 +93,7 @@ fn the_tables_print_back_and_load_again_the_same() -> TestResult {
     for (scenario, table) in [
         (
             OUTBOX,
-            "[outbox]\ndesign = \"outbox\"\nrelay_interval = \"1s\"\nrelay_batch = 100\nidempotent_consumer = true\npublish_latency = \"exp(mean=5ms)\"\n",
+            "[outbox]\ndesign = \"outbox\"\nrelay_interval = \"1s\"\nrelay_batch = 100\nidempotent_consumer = true\nbroker_latency = \"exp(mean=5ms)\"\n",
         ),
         (
             FIRE_AND_FORGET,

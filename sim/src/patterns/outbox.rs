@@ -46,7 +46,7 @@
 //! relay_interval = "1s"          # how often the relay polls the outbox table
 //! relay_batch = 100              # rows per poll
 //! idempotent_consumer = true     # processed-messages table, unique key, same transaction
-//! publish_latency = "exp(mean=5ms)"  # one send to the broker
+//! broker_latency = "exp(mean=5ms)"  # a round trip to the broker: a send, a complete
 //! broker = "servicebus"          # optional: a [services.X] each send calls instead (its
 //!                                # latency, errors and outages: a broker outage)
 //! [store]
@@ -130,10 +130,10 @@ pub struct Settings {
     pub relay_batch: Option<u32>,
     /// Whether the consumer deduplicates by message id.
     pub idempotent_consumer: Option<bool>,
-    /// One send to the broker.
-    pub publish_latency: Option<Dist>,
+    /// A round trip to the broker: a send, a complete.
+    pub broker_latency: Option<Dist>,
     /// A `[services.<name>]` that stands for the broker's send endpoint: each publish is a
-    /// call to it (its latency, errors and fault windows), instead of `publish_latency`.
+    /// call to it (its latency, errors and fault windows), instead of `broker_latency`.
     pub broker: Option<String>,
 }
 
@@ -144,7 +144,7 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
         relay_interval: t.duration("relay_interval")?,
         relay_batch: t.integer("relay_batch", 1, 1_000_000)?.map(|n| n as u32),
         idempotent_consumer: t.boolean("idempotent_consumer")?,
-        publish_latency: t.dist("publish_latency")?,
+        broker_latency: t.dist("broker_latency")?,
         broker: t.string("broker")?,
     };
     if let (Some(name), Some(sc)) = (&s.broker, t.scenario())
@@ -177,8 +177,8 @@ impl PatternSettings for Settings {
         if let Some(v) = self.idempotent_consumer {
             out.boolean("idempotent_consumer", v);
         }
-        if let Some(v) = &self.publish_latency {
-            out.dist("publish_latency", v);
+        if let Some(v) = &self.broker_latency {
+            out.dist("broker_latency", v);
         }
         if let Some(v) = &self.broker {
             out.string("broker", v);
@@ -205,8 +205,8 @@ pub struct Resolved {
     pub relay_batch: u32,
     /// Whether the consumer deduplicates.
     pub idempotent_consumer: bool,
-    /// One send to the broker.
-    pub publish_latency: Dist,
+    /// A round trip to the broker: a send, a complete.
+    pub broker_latency: Dist,
     /// The service that stands for the broker's send endpoint, if any.
     pub broker: Option<String>,
 }
@@ -220,7 +220,7 @@ impl Resolved {
             relay_interval: mine.relay_interval.unwrap_or(NS_PER_S),
             relay_batch: mine.relay_batch.unwrap_or(100),
             idempotent_consumer: mine.idempotent_consumer.unwrap_or(true),
-            publish_latency: mine.publish_latency.unwrap_or(Dist::Exp { mean: 5 * NS_PER_MS }),
+            broker_latency: mine.broker_latency.unwrap_or(Dist::Exp { mean: 5 * NS_PER_MS }),
             broker: mine.broker,
         }
     }
@@ -233,10 +233,11 @@ struct OutboxRow {
 }
 
 /// The counters of the summary section, and the gauge.
-const COUNTERS: [&str; 9] = [
+const COUNTERS: [&str; 10] = [
     "outbox.committed",
     "outbox.published",
     "outbox.unpublished",
+    "outbox.unpublished_peak",
     "outbox.duplicate_publishes",
     "outbox.duplicate_effects",
     "outbox.lost_events",
@@ -325,6 +326,7 @@ fn build(t: &Rc<Topology>) {
         idempotent: cfg.idempotent_consumer,
         work: c.work.clone(),
         calls: t.downstream(&c.calls),
+        settle: cfg.broker_latency.clone(),
     };
     t.start_pool(&trigger, c.instances, consumer);
 }
@@ -369,6 +371,7 @@ impl Producer {
         t.count("outbox.committed", 1.0);
         t.count("outbox.unpublished", 1.0);
         self.unpublished.add(1.0);
+        t.record_max("outbox.unpublished_peak", self.unpublished.get());
         t.meters.trace(&msg, Event::Note("committed"));
         match self.cfg.design {
             Design::Outbox => {
@@ -425,13 +428,13 @@ impl Producer {
         self.unpublished.add(-1.0);
     }
 
-    /// One send to the broker: `publish_latency`, or a call to the `broker` service
+    /// One send to the broker: `broker_latency`, or a call to the `broker` service
     /// (retried in process as `[retry]` says). Whether it succeeded.
     async fn send(&self) -> bool {
         match &self.broker {
             Some(b) => b.call_all().await.is_ok(),
             None => {
-                let took = self.cfg.publish_latency.sample(&mut self.rng.borrow_mut());
+                let took = self.cfg.broker_latency.sample(&mut self.rng.borrow_mut());
                 self.t.sim.sleep(took).await;
                 true
             }
@@ -505,6 +508,8 @@ struct Consumer {
     idempotent: bool,
     work: Dist,
     calls: Downstream,
+    /// A complete's round trip to the broker.
+    settle: Dist,
 }
 
 impl Handler for Consumer {
@@ -515,7 +520,7 @@ impl Handler for Consumer {
         if self.idempotent && self.store.get(&self.processed, msg.id).await.is_some() {
             // Seen before: settle it without doing anything again.
             t.count("outbox.deduplicated", 1.0);
-            let _ = self.queue.complete(&delivery);
+            self.complete(inst, &delivery).await;
             return;
         }
         let work = self.work.sample(&mut inst.rng.borrow_mut());
@@ -544,9 +549,21 @@ impl Handler for Consumer {
             Err(_) => t.count("outbox.deduplicated", 1.0),
         }
         t.meters.latency(Lat::Handler, msg.accepted_at, t.sim.now_ns() - started);
-        // A settle that finds the lock lost is not an error: the message comes again, and
-        // the processed-messages table (or the effect count) takes care of it.
-        let _ = self.queue.complete(&delivery);
+        // A crash from here until the complete reaches the broker: the effect is committed,
+        // the message comes again, and only the processed-messages table stops a second
+        // effect.
+        self.complete(inst, &delivery).await;
+    }
+}
+
+impl Consumer {
+    /// Completes the message: one round trip to the broker. A settle that finds the lock
+    /// lost is not an error: the message comes again.
+    async fn complete(&self, inst: &Rc<Instance>, delivery: &Delivery) {
+        let Some(t) = self.t.upgrade() else { return };
+        let took = self.settle.sample(&mut inst.rng.borrow_mut());
+        t.sim.sleep(took).await;
+        let _ = self.queue.complete(delivery);
     }
 }
 
