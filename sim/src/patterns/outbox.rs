@@ -388,6 +388,7 @@ impl Producer {
                     // The broker failed or refused the send after the commit: the same loss
                     // (the request fails, but its change stays committed).
                     self.lose(&msg, Holder::Web);
+                    return;
                 } else {
                     self.queue.send(msg, Some(Holder::Web));
                     self.first_publish();
