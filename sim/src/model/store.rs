@@ -96,10 +96,13 @@ trait Write {
     fn apply(self: Box<Self>) -> Result<Undo, Conflict>;
 }
 
+/// The new row of an upsert, from the row there at commit.
+type Merge<R> = Box<dyn FnOnce(Option<&R>) -> R>;
+
 enum Change<R> {
     Insert(R),
     Put(R),
-    Upsert(Box<dyn FnOnce(Option<&R>) -> R>),
+    Upsert(Merge<R>),
     Update(Box<dyn FnOnce(&mut R)>),
     Delete,
 }

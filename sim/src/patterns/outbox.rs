@@ -597,6 +597,14 @@ impl ExactlyOnceEffect {
     }
 }
 
+impl ExactlyOnceEffect {
+    fn applied(&mut self, e: &TraceEvent) {
+        if !self.applied.insert(e.id) {
+            self.broken(e.t, format!("change {} applied twice", e.id));
+        }
+    }
+}
+
 impl Checker for ExactlyOnceEffect {
     fn name(&self) -> &'static str {
         "exactly-once-effect"
@@ -607,11 +615,7 @@ impl Checker for ExactlyOnceEffect {
             Event::Note("committed") => {
                 self.committed.insert(e.id);
             }
-            Event::Note("effect") => {
-                if !self.applied.insert(e.id) {
-                    self.broken(e.t, format!("change {} applied twice", e.id));
-                }
-            }
+            Event::Note("effect") => self.applied(e),
             Event::Left(Exit::Completed) => {
                 if !self.applied.contains(&e.id) {
                     self.broken(e.t, format!("change {} completed without its effect", e.id));
