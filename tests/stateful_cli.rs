@@ -58,13 +58,7 @@ fn bad_tables_and_fault_targets_are_exit_2_with_positions() -> TestResult {
             "unknown distribution `expo`",
         ),
         (OUTBOX, "store-key", "commit_latency = ", "commit_latncy = ", "commit_latency"),
-        (
-            OUTBOX,
-            "target",
-            "target = \"relay\"",
-            "target = \"relai\"",
-            "has no process \"relai\" for a crash fault",
-        ),
+        (OUTBOX, "target", "target = \"relay\"", "target = \"relai\"", "did you mean `relay`?"),
         (
             FIRE_AND_FORGET,
             "capacity",
