@@ -19,6 +19,7 @@
 
 pub mod breaker;
 pub mod cost;
+pub mod cpu;
 pub mod host;
 pub mod lanes;
 pub mod meters;
