@@ -43,6 +43,9 @@ struct Entry {
     deliveries: u32,
     /// Times a handler applied its effect.
     effects: u32,
+    /// Whether a last attempt gave up on it (it failed and was skipped or parked, or an
+    /// earlier failure ended its batch): the order of its effect is no longer promised.
+    given_up: bool,
 }
 
 /// A claim on a partition in the checkpoint store.
@@ -85,7 +88,7 @@ pub struct Read {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Its first effect; `in_order` is false when a later event of its partition had its
-    /// first effect before it.
+    /// first effect before it (never for an event given up on: see [`EventHub::give_up`]).
     First {
         /// Whether every earlier event of the partition had its first effect before.
         in_order: bool,
@@ -142,7 +145,7 @@ impl EventHub {
         let offset = {
             let mut parts = self.parts.borrow_mut();
             let part = &mut parts[p as usize];
-            part.log.push_back(Entry { msg, deliveries: 0, effects: 0 });
+            part.log.push_back(Entry { msg, deliveries: 0, effects: 0, given_up: false });
             part.head += 1;
             part.head - 1
         };
@@ -219,9 +222,21 @@ impl EventHub {
         if e.effects > 1 {
             return Effect::Duplicate;
         }
-        let in_order = offset + 1 >= part.effected;
+        let in_order = e.given_up || offset + 1 >= part.effected;
         part.effected = part.effected.max(offset + 1);
         Effect::First { in_order }
+    }
+
+    /// The last attempt of a batch gave up on the event at `offset` of `p`: it failed and is
+    /// skipped or parked, or an earlier failure ended its batch. Later events go on before
+    /// it, so if it is read again (a replay before its checkpoint) its effect comes out of
+    /// order, by design of the skip and the park.
+    pub fn give_up(&self, p: u32, offset: u64) {
+        let mut parts = self.parts.borrow_mut();
+        let part = &mut parts[p as usize];
+        if offset >= part.checkpoint {
+            part.log[(offset - part.checkpoint) as usize].given_up = true;
+        }
     }
 
     /// Moves the checkpoint of `p` to `to`: every event passed leaves the partition, as
@@ -587,6 +602,8 @@ mod tests {
         }
         assert_eq!(hub.effect(0, 2), Effect::First { in_order: true });
         assert_eq!(hub.effect(0, 0), Effect::First { in_order: false });
+        hub.give_up(0, 1);
+        assert_eq!(hub.effect(0, 1), Effect::First { in_order: true }, "given up: no promise");
     }
 
     #[test]
