@@ -170,7 +170,11 @@ fn a_crash_replays_from_the_checkpoint_with_duplicates_in_order() {
 
 #[test]
 fn a_dead_instances_partitions_wait_for_its_claims_to_lapse() {
-    let expiry = |e| Settings { ownership_expiry: Some(e), ..Default::default() };
+    let expiry = |e| Settings {
+        ownership_expiry: Some(e),
+        load_balancing_interval: Some(5 * NS_PER_S),
+        ..Default::default()
+    };
     let crash = |s: &mut Scenario| {
         s.faults = vec![FaultSpec {
             target: "consumer".into(),
@@ -183,9 +187,10 @@ fn a_dead_instances_partitions_wait_for_its_claims_to_lapse() {
     crash(&mut short);
     let (long, short) = (checked(&long), checked(&short));
     let max_s = |r: &RunResults| r.latency["end_to_end"].max_ns() as f64 / NS_PER_S as f64;
-    // the survivor takes the partitions over once the claims lapse: up to 2 min + a cycle
-    assert!((110.0..=135.0).contains(&max_s(&long)), "{}", max_s(&long));
-    assert!((10.0..=35.0).contains(&max_s(&short)), "{}", max_s(&short));
+    // the survivor takes the partitions over once the claims lapse: up to the expiry and one
+    // 5 s cycle after the crash
+    assert!((115.0..=127.0).contains(&max_s(&long)), "{}", max_s(&long));
+    assert!((15.0..=27.0).contains(&max_s(&short)), "{}", max_s(&short));
     assert_eq!(long.ledger.completed, long.ledger.produced - long.ledger.lost);
 }
 
@@ -292,6 +297,7 @@ fn the_checkers_hold_over_many_seeds_with_random_settings_and_crashes() {
             }),
             keys: Some(1 + r.below(100)),
             ownership_expiry: Some((10 + r.below(120)) * NS_PER_S),
+            load_balancing_interval: Some((1 + r.below(9)) * NS_PER_S),
             breaker: r.chance(0.4).then(|| BreakerSettings {
                 failures: Some(1 + r.below(20) as u32),
                 window: Some((5 + r.below(30)) * NS_PER_S),

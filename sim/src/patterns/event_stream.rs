@@ -59,7 +59,7 @@
 //! partitioning = "round-robin" # round-robin | key
 //! keys = 1000                  # distinct partition keys (partitioning = "key")
 //! ownership_expiry = "2m"      # PartitionOwnershipExpirationInterval
-//! load_balancing_interval = "10s" # LoadBalancingUpdateInterval
+//! load_balancing_interval = "30s" # LoadBalancingUpdateInterval
 //! [stream.breaker]             # absent: no breaker
 //! failures = 100
 //! window = "30s"
@@ -247,6 +247,14 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
             return Err(t.invalid(key, &format!("`stream.{key}` must be longer than 0s")));
         }
     }
+    let expiry = ownership_expiry.unwrap_or(OWNERSHIP_EXPIRY);
+    if expiry <= load_balancing_interval.unwrap_or(LOAD_BALANCING_INTERVAL) {
+        let key =
+            if ownership_expiry.is_some() { "ownership_expiry" } else { "load_balancing_interval" };
+        let msg = "`stream.ownership_expiry` must be longer than `stream.load_balancing_interval` \
+                   (30s unless set): claims would lapse between two renewals";
+        return Err(t.invalid(key, msg));
+    }
     let mut breaker = None;
     t.table("breaker", &mut |b| {
         let failures = b.integer("failures", 1, u64::from(u32::MAX))?.map(|v| v as u32);
@@ -388,8 +396,8 @@ impl Resolved {
             park_instances: m.park_instances.unwrap_or(1),
             partitioning: m.partitioning.unwrap_or_default(),
             keys: m.keys.unwrap_or(1000),
-            ownership_expiry: m.ownership_expiry.unwrap_or(2 * NS_PER_MIN),
-            load_balancing_interval: m.load_balancing_interval.unwrap_or(10 * NS_PER_S),
+            ownership_expiry: m.ownership_expiry.unwrap_or(OWNERSHIP_EXPIRY),
+            load_balancing_interval: m.load_balancing_interval.unwrap_or(LOAD_BALANCING_INTERVAL),
             breaker: m.breaker.map(|b| {
                 (
                     b.failures.unwrap_or(100),
@@ -408,6 +416,12 @@ impl Resolved {
         }
     }
 }
+
+/// The Event Hubs SDK's `LoadBalancingUpdateInterval` (30 s since processor 5.7.0).
+const LOAD_BALANCING_INTERVAL: Nanos = 30 * NS_PER_S;
+
+/// The Event Hubs SDK's `PartitionOwnershipExpirationInterval` (2 min since 5.7.0).
+const OWNERSHIP_EXPIRY: Nanos = 2 * NS_PER_MIN;
 
 /// The stream's summary counters, all in the `stream` section.
 const COUNTERS: [&str; 11] = [
