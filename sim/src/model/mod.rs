@@ -23,6 +23,7 @@ pub mod cost;
 pub mod host;
 pub mod lanes;
 pub mod meters;
+pub mod process;
 pub mod queue;
 pub mod retry;
 pub mod scaler;
