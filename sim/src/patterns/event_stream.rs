@@ -78,6 +78,7 @@ use crate::ledger::{Event, Exit, Holder};
 use crate::model::host::{Host, Instance, SlotMain};
 use crate::model::meters::{Lat, Meters};
 use crate::model::queue::Queue;
+use crate::model::series::Gauge;
 use crate::model::service::Downstream;
 use crate::model::stream::{
     Effect, EventHub, Partitioner, Read, RetryDelays, RetryPolicy, StreamBreaker,
@@ -102,6 +103,7 @@ pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "Event Hubs partitions, a checkpoint after each batch, retry then park, a stream breaker",
     section: Some("stream"),
+    processes: &[],
     hosted: false,
     table: Some(SettingsTable { name: "stream", read }),
     build,
@@ -443,7 +445,9 @@ struct Stream {
     t: Rc<Topology>,
     sim: Sim,
     meters: Rc<Meters>,
-    hub: EventHub,
+    hub: Rc<EventHub>,
+    /// 1 while the breaker holds every processor: the `stream.paused` column.
+    paused_gauge: Gauge,
     cfg: Resolved,
     host: Rc<Host>,
     calls: Downstream,
@@ -496,11 +500,15 @@ fn build(t: &Rc<Topology>) {
         };
         t.start_pool(&trigger, cfg.park_instances, worker);
     }
+    let hub = Rc::new(EventHub::new(t.sim.clone(), t.meters.clone(), cfg.partitions));
+    let lag = hub.clone();
+    t.probe("stream.lag", move || lag.lag() as f64);
     let stream = Rc::new(Stream {
         t: t.clone(),
         sim: t.sim.clone(),
         meters: t.meters.clone(),
-        hub: EventHub::new(t.sim.clone(), t.meters.clone(), cfg.partitions),
+        hub,
+        paused_gauge: t.gauge("stream.paused"),
         breaker: cfg.breaker.map(|(f, w, p)| RefCell::new(StreamBreaker::new(f, w, p))),
         park: (cfg.on_failure == OnFailure::Park).then_some(park),
         calls: t.downstream(&consumer.calls),
@@ -615,7 +623,12 @@ impl Stream {
         if tripped {
             self.t.count("stream.breaker_trips", 1.0);
             self.t.count("stream.paused_s", pause as f64 / NS_PER_S as f64);
-            let _ = until;
+            self.paused_gauge.set(1.0);
+            let (sim, gauge) = (self.sim.clone(), self.paused_gauge.clone());
+            self.sim.spawn(async move {
+                sim.sleep_until(SimTime(until)).await;
+                gauge.set(0.0); // failures while open are not counted: it cannot reopen before
+            });
         }
         self.paused()
     }
