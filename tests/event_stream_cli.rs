@@ -26,15 +26,55 @@ fn edited(name: &str, from: &str, to: &str) -> Result<PathBuf, Box<dyn std::erro
 #[test]
 fn bad_stream_tables_are_exit_2_with_positions() -> TestResult {
     let cases = [
-        ("retries", "max_retries = 5", "max_retries = 1.5", "`stream.max_retries` must be a whole number"),
-        ("forever", "max_retries = 5", "max_retries = -2", "`stream.max_retries` must be between -1"),
-        ("retry", "retry = \"exponential-backoff\"", "retry = \"exponential\"", "did you mean `exponential-backoff`?"),
-        ("delays", "max_retry_delay = \"1m\"", "max_retry_delay = \"1s\"", "must not be shorter than `stream.retry_delay`"),
-        ("breaker-key", "failures = 50", "failurs = 50", "unknown key `failurs` in [stream.breaker]"),
-        ("breaker-zero", "pause = \"1m\"", "pause = \"0s\"", "`stream.breaker.pause` must be longer than 0s"),
+        (
+            "retries",
+            "max_retries = 5",
+            "max_retries = 1.5",
+            "`stream.max_retries` must be a whole number",
+        ),
+        (
+            "forever",
+            "max_retries = 5",
+            "max_retries = -2",
+            "`stream.max_retries` must be between -1",
+        ),
+        (
+            "retry",
+            "retry = \"exponential-backoff\"",
+            "retry = \"exponential\"",
+            "did you mean `exponential-backoff`?",
+        ),
+        (
+            "delays",
+            "max_retry_delay = \"1m\"",
+            "max_retry_delay = \"1s\"",
+            "must not be shorter than `stream.retry_delay`",
+        ),
+        (
+            "breaker-key",
+            "failures = 50",
+            "failurs = 50",
+            "unknown key `failurs` in [stream.breaker]",
+        ),
+        (
+            "breaker-zero",
+            "pause = \"1m\"",
+            "pause = \"0s\"",
+            "`stream.breaker.pause` must be longer than 0s",
+        ),
         ("partitions", "partitions = 32", "partitions = 0", "stream.partitions"),
-        ("expiry", "park_instances = 1", "park_instances = 1\nownership_expiry = \"20s\"", "must be longer than `stream.load_balancing_interval`"),
-        ("stream-key", "on_failure = \"park\"", "on_falure = \"park\"", "did you mean `on_failure`?"),
+        (
+            "expiry",
+            "park_instances = 1",
+            "park_instances = 1\nownership_expiry = \"20s\"",
+            "must be longer than `stream.load_balancing_interval`",
+        ),
+        (
+            "stream-key",
+            "on_failure = \"park\"",
+            "on_falure = \"park\"",
+            "did you mean `on_failure`?",
+        ),
     ];
     for (name, from, to, wanted) in cases {
         let path = edited(name, from, to)?;
