@@ -52,7 +52,7 @@ impl Checker for PartitionOrder {
     fn observe(&mut self, e: &TraceEvent) {
         match e.what {
             Event::Produced => {
-                let p = self.partitioner.next();
+                let p = self.partitioner.place();
                 self.live.insert(e.id, (p, false));
             }
             Event::Note("given_up") => {

@@ -384,7 +384,7 @@ impl Partitioner {
     }
 
     /// The partition of the next event (call once per event, in production order).
-    pub fn next(&mut self) -> u32 {
+    pub fn place(&mut self) -> u32 {
         match self {
             Partitioner::RoundRobin { partitions, next } => {
                 let p = (*next % u64::from(*partitions)) as u32;
@@ -635,14 +635,14 @@ mod tests {
     #[test]
     fn keys_hash_onto_partitions_and_round_robin_cycles() {
         let mut rr = Partitioner::round_robin(3);
-        assert_eq!((0..5).map(|_| rr.next()).collect::<Vec<_>>(), [0, 1, 2, 0, 1]);
+        assert_eq!((0..5).map(|_| rr.place()).collect::<Vec<_>>(), [0, 1, 2, 0, 1]);
         let mut one_key = Partitioner::keyed(1, 32, 1);
-        let first = one_key.next();
-        assert!((0..100).all(|_| one_key.next() == first), "one key, one partition");
+        let first = one_key.place();
+        assert!((0..100).all(|_| one_key.place() == first), "one key, one partition");
         let mut many = Partitioner::keyed(1, 4, 10_000);
         let mut counts = [0u32; 4];
         for _ in 0..40_000 {
-            counts[many.next() as usize] += 1;
+            counts[many.place() as usize] += 1;
         }
         assert!(counts.iter().all(|c| (9_000..11_000).contains(c)), "{counts:?}");
     }

@@ -521,7 +521,7 @@ fn build(t: &Rc<Topology>) {
     let mut partitioner = stream.cfg.partitioner(t.scenario.seed);
     let producer = stream.clone();
     t.sim.spawn(t.clone().produce(move |msg| {
-        producer.hub.append(partitioner.next(), msg);
+        producer.hub.append(partitioner.place(), msg);
         producer.t.count("stream.events", 1.0);
         producer.lag_changed();
     }));
