@@ -396,6 +396,19 @@ impl Host {
         Execution { slot, started }
     }
 
+    /// An execution that holds no queue message (a batch of stream events) starts on
+    /// `inst`: counted busy and billed like any other, ended by [`Host::end_execution`]. No
+    /// execution-time limit is armed for it.
+    pub fn begin_untimed(&self, inst: &Instance) -> Execution {
+        let started = self.sim.now_ns();
+        if inst.busy.get() == 0 {
+            inst.busy_since.set(started);
+        }
+        inst.busy.set(inst.busy.get() + 1);
+        self.meters.execution_started();
+        Execution { slot: 0, started }
+    }
+
     /// The execution begun by [`Host::begin_execution`] ended: bills it and frees the slot.
     pub fn end_execution(&self, inst: &Instance, execution: Execution) {
         inst.slots.borrow_mut()[execution.slot as usize].1 += 1;
