@@ -173,12 +173,20 @@ impl Topology {
     /// The producer process: hands each arriving message to `accept`, then tells the meters
     /// that production has ended.
     pub async fn produce(self: Rc<Self>, mut accept: impl FnMut(Message)) {
+        let meters = self.meters.clone();
+        self.publish(move |class| accept(meters.produce(class))).await;
+    }
+
+    /// The producer process of a pattern that decides itself what an arrival becomes in the
+    /// ledger (`fan-out`: one message per matching subscription, or none): hands each
+    /// arrival's class to `accept`, then tells the meters that production has ended.
+    pub async fn publish(self: Rc<Self>, mut accept: impl FnMut(u8)) {
         loop {
             let next = self.workload.borrow_mut().next_arrival();
             let Some(t) = next else { break };
             self.sim.sleep_until(SimTime(t)).await;
             let class = self.workload.borrow_mut().class();
-            accept(self.meters.produce(class));
+            accept(class);
         }
         self.meters.production_ended();
     }
@@ -186,6 +194,12 @@ impl Topology {
     /// Adds `by` to the pattern counter `name` (a field of the summary's pattern section).
     pub fn count(&self, name: &str, by: f64) {
         *self.counters.borrow_mut().entry(name.to_string()).or_default() += by;
+    }
+
+    /// Sets the pattern field `name` to `value` (a figure computed from the pattern's own
+    /// statistics, such as a percentile).
+    pub fn set(&self, name: &str, value: f64) {
+        self.counters.borrow_mut().insert(name.to_string(), value);
     }
 
     /// Raises the pattern counter `name` to `value` if it is higher.
