@@ -114,6 +114,9 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
     );
     let checked = t.scenario().is_some();
     let mut subs: Vec<SubscriptionSettings> = Vec::new();
+    // A missing key is reported after the table's unknown keys (a misspelt `name` is
+    // better told as such).
+    let mut missing: Option<TableError> = None;
     let present = t.array_of_tables("subscriptions", &mut |_, r| {
         // every key is asked before any check, so that unknown keys and the schema see them
         let name = r.string("name")?;
@@ -122,7 +125,10 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
         let max_attempts = r.integer("max_attempts", 1, u64::from(event_grid::MAX_ATTEMPTS))?;
         let event_ttl = r.duration("event_ttl")?;
         let dead_letter = r.boolean("dead_letter")?;
-        let name = name.ok_or_else(|| r.invalid("name", "a subscription needs a `name`"))?;
+        let Some(name) = name else {
+            missing.get_or_insert_with(|| r.invalid("name", "a subscription needs a `name`"));
+            return Ok(());
+        };
         let good = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
         if name.is_empty() || !name.chars().all(good) {
             let msg = format!(
@@ -134,10 +140,11 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
         if subs.iter().any(|s| s.name == name) {
             return Err(r.invalid("name", &format!("two subscriptions are named `{name}`")));
         }
-        let endpoint = endpoint.ok_or_else(|| {
+        let Some(endpoint) = endpoint else {
             let msg = format!("subscription `{name}` needs an `endpoint` (a [services.X])");
-            r.invalid("endpoint", &msg)
-        })?;
+            missing.get_or_insert_with(|| r.invalid("endpoint", &msg));
+            return Ok(());
+        };
         if checked && !services.contains(&endpoint) {
             let msg = format!(
                 "`endpoint` names no service: \"{endpoint}\" (the services are: {})",
@@ -172,6 +179,9 @@ fn read(t: &mut dyn TableReader) -> Result<Arc<dyn PatternSettings>, TableError>
         });
         Ok(())
     })?;
+    if let Some(e) = missing {
+        return Err(e);
+    }
     if present && subs.is_empty() {
         return Err(t.invalid("subscriptions", "`fan_out.subscriptions` has no subscription"));
     }
@@ -373,6 +383,7 @@ impl Sub {
             waiter: t.sim.current(),
         });
         let poison = self.poison == Some(copy.class);
+        t.meters.execution_started(); // the run lasts until the endpoint has answered
         t.sim.spawn(http_call(self.clone(), call.clone(), poison));
         let deadline = started + RESPONSE_TIMEOUT;
         t.sim.wake_at(SimTime(deadline));
@@ -490,6 +501,7 @@ async fn http_call(sub: Rc<Sub>, call: Rc<Call>, poison: bool) {
     let t = &sub.t;
     let answer = t.services.call(&t.sim, sub.endpoint).await;
     call.answer.set(Some(answer));
+    t.meters.executions_ended(1);
     if !call.abandoned.get() {
         t.sim.wake(call.waiter);
         return;
@@ -525,7 +537,10 @@ async fn deliver(sub: Rc<Sub>, copy: Message) {
         let (answer, call) = sub.attempt(&copy, failed + 1).await;
         match answer.next() {
             Next::Done => return sub.delivered(&copy),
-            Next::GiveUp => return sub.give_up(&copy, Exit::Lost, false),
+            Next::GiveUp => {
+                t.meters.trace(&copy, Event::Note("bad_request"));
+                return sub.give_up(&copy, Exit::Lost, false);
+            }
             Next::Retry { at_least } => {
                 t.meters.trace(&copy, Event::Abandoned);
                 failed += 1;
@@ -672,15 +687,18 @@ impl Checker for FanOutBooks {
 }
 
 /// Every attempt follows the retry policy: no copy is attempted more than `max_attempts`
-/// times, no attempt starts once the copy is older than its TTL, and a copy the endpoint
-/// answers 400 (the `poison` class) is attempted once. (Checked against the most lenient
-/// subscription: a trace event does not say which subscription a copy belongs to.)
+/// times, no attempt starts once the copy is older than its TTL, a copy the endpoint answered
+/// 400 is never attempted again, and only the `poison` class is answered 400. (Checked
+/// against the most lenient subscription: a trace event does not say which subscription a
+/// copy belongs to.)
 #[derive(Debug)]
 pub struct DeliveryPolicy {
     max_attempts: u32,
     ttl: Nanos,
     poison: Option<u8>,
     admitted: BTreeMap<u64, Nanos>,
+    /// Copies answered 400 (they must leave at once).
+    refused: BTreeMap<u64, ()>,
     found: Vec<Violation>,
 }
 
@@ -692,6 +710,7 @@ impl DeliveryPolicy {
             ttl: subs.iter().map(|s| s.ttl).max().unwrap_or(0),
             poison,
             admitted: BTreeMap::new(),
+            refused: BTreeMap::new(),
             found: Vec::new(),
         }
     }
@@ -709,6 +728,14 @@ impl Checker for DeliveryPolicy {
             }
             Event::Left(_) => {
                 self.admitted.remove(&e.id);
+                self.refused.remove(&e.id);
+            }
+            Event::Note("bad_request") => {
+                self.refused.insert(e.id, ());
+                if Some(e.class) != self.poison && self.found.len() < 100 {
+                    let message = format!("copy {} was answered 400, yet is no poison", e.id);
+                    self.found.push(Violation { checker: "delivery-policy", at: e.t, message });
+                }
             }
             Event::Delivered { count } => {
                 let age = self.admitted.get(&e.id).map_or(0, |at| e.t - at);
@@ -722,8 +749,8 @@ impl Checker for DeliveryPolicy {
                         "copy {} attempted {age} ns after it was published (TTL {})",
                         e.id, self.ttl
                     ))
-                } else if Some(e.class) == self.poison && count > 1 {
-                    Some(format!("copy {} was answered 400, yet attempted {count} times", e.id))
+                } else if self.refused.contains_key(&e.id) {
+                    Some(format!("copy {} was answered 400, yet attempted again", e.id))
                 } else {
                     None
                 };
