@@ -24,6 +24,7 @@ pub mod event_grid;
 pub mod host;
 pub mod lanes;
 pub mod meters;
+pub mod process;
 pub mod queue;
 pub mod retry;
 pub mod scaler;

@@ -53,6 +53,7 @@ use crate::model::event_grid::{
     self, Answer, LATE_ANSWER_WINDOW, Next, Probation, RESPONSE_TIMEOUT, retry_delay,
 };
 use crate::model::meters::{Lat, TraceEvent};
+use crate::model::series::Gauge;
 use crate::model::service::CallError;
 use crate::patterns::{Pattern, SettingsTable};
 use crate::results::{Latency, RunResults};
@@ -75,6 +76,7 @@ pub const PATTERN: Pattern = Pattern {
     about: "one event to every matching subscription (Event Grid): retry schedule, TTL, dead-letter, isolation",
     section: Some("fan_out"),
     hosted: false,
+    processes: &[],
     table: Some(SettingsTable { name: "fan_out", read }),
     build,
     checkers,
@@ -322,8 +324,8 @@ struct Sub {
     fields: Fields,
     rng: RefCell<Rng>,
     probation: Cell<Probation>,
-    /// Copies published to it and not yet settled.
-    pending: Cell<u64>,
+    /// Copies published to it and not yet settled (the `fan_out.<name>.pending` column).
+    pending: Gauge,
     /// Publish -> delivery of its copies.
     latency: RefCell<Latency>,
     poison: Option<u8>,
@@ -356,8 +358,8 @@ impl Sub {
         t.meters.admit(&mut copy, Holder::Queue);
         t.meters.backlog_changed(self.now(), 1);
         t.count(&self.fields.matched, 1.0);
-        self.pending.set(self.pending.get() + 1);
-        t.record_max(&self.fields.pending_peak, self.pending.get() as f64);
+        self.pending.add(1.0);
+        t.record_max(&self.fields.pending_peak, self.pending.get());
         t.sim.spawn(deliver(self.clone(), copy));
     }
 
@@ -472,8 +474,8 @@ impl Sub {
     }
 
     fn settled(&self) {
-        self.pending.set(self.pending.get() - 1);
-        if self.pending.get() == 0 && !self.t.meters.producing() {
+        self.pending.add(-1.0);
+        if self.pending.get() == 0.0 && !self.t.meters.producing() {
             self.write_latency();
         }
     }
@@ -574,11 +576,11 @@ fn build(t: &Rc<Topology>) {
             Some(Rc::new(Sub {
                 t: t.clone(),
                 rng: RefCell::new(t.rng(&format!("fan_out.{}", spec.name))),
+                pending: t.gauge(&format!("fan_out.{}.pending", spec.name)),
                 spec,
                 endpoint,
                 fields,
                 probation: Cell::new(Probation::default()),
-                pending: Cell::new(0),
                 latency: RefCell::new(Latency::new(t.scenario.horizon().saturating_mul(2))),
                 poison: poison.map(|i| i as u8),
             }))
@@ -600,7 +602,7 @@ fn build(t: &Rc<Topology>) {
                 }
             })
             .await;
-        for sub in topic.iter().filter(|s| s.pending.get() == 0) {
+        for sub in topic.iter().filter(|s| s.pending.get() == 0.0) {
             sub.write_latency();
         }
     });
