@@ -304,6 +304,24 @@ fn without_the_table_every_called_service_is_a_subscription() {
     assert!(subs.iter().all(|x| x.max_attempts == 30 && x.ttl == NS_PER_DAY && !x.dead_letter));
     let r = run(&s, RunOptions::default(), &mut |_| {}).results;
     assert_eq!(r.ledger.produced as f64, 2.0 * r.sections["fan_out"]["published"]);
+    // no calls either: one subscription `consumer` pushing to a function that does
+    // `[consumer] work`, instances × concurrency at once and 429 beyond
+    s.consumer.calls = vec![];
+    s.consumer.work = Dist::Const(300 * NS_PER_MS);
+    (s.consumer.instances, s.consumer.concurrency) = (1, 4); // ~13/s against 20/s
+    s.duration = 2 * NS_PER_MIN;
+    let subs = subscriptions(&s);
+    assert_eq!(
+        (subs.len(), subs[0].name.as_str(), subs[0].endpoint.as_str()),
+        (1, "consumer", "consumer")
+    );
+    let r = run(&s, RunOptions { checks: true, ..Default::default() }, &mut |_| {}).results;
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let f = &r.sections["fan_out"];
+    assert_eq!(f["consumer.matched"], f["published"]);
+    assert!(f["consumer.retried"] > 100.0, "429s are retried: {f:?}");
+    assert_eq!(f["consumer.delivered"], f["consumer.matched"], "all delivered in the drain");
+    assert!(!r.services.contains_key("consumer"), "not one of the scenario's services");
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //! probation that delays deliveries to an endpoint that keeps failing.
 //!
 //! ```text
-//!  attempt ──► 200-204 ─────────────────────────────► delivered
-//!     │    ──► 400, 413, 401, 403 (never succeeds) ──► dead-letter, or drop without one
-//!     │    ──► anything else, or no answer in 30 s ──► retry after the schedule's next step
-//!     │                                                (503: at least 30 s)
-//!     └── given up at max_attempts, or when a due retry finds the event older than its TTL
+//!  attempt ──► 200-204 ────────────────────────► delivered
+//!     │    ──► 400, 413, 401, 403 (never good) ──► dead-letter, or drop without one
+//!     │    ──► anything else, no answer in 30 s ──► retry after the schedule's next
+//!     │                                             step (503: at least 30 s)
+//!     └── given up at max_attempts, or when a due retry finds the event past its TTL
 //! ```
 //!
 //! The schedule is Event Grid's documented one: 10 s, 30 s, 1 min, 5 min, 10 min, 30 min,

@@ -1,15 +1,15 @@
 //! # Fan-out: one event, many subscribers (Event Grid)
 //!
 //! ```text
-//!                          ┌─ subscription billing  (event_types = [order-created]) ──push──► [billing-api]
-//!  publisher ──event──► [topic] ─ subscription email    (all types) ───────────────────push──► [email-api]
-//!                          └─ subscription analytics ...                                ──push──► ...
-//!     each copy on its own: attempt ──► 2xx: delivered
-//!                                  ├──► 400 (poison): dead-letter, or drop
-//!                                  └──► error / 503 / 429 / no answer in 30 s:
-//!                                       retry after 10 s, 30 s, 1 min, 5 min, 10 min, 30 min,
-//!                                       1 h, 3 h, 6 h, then every 12 h (±10 %), until
-//!                                       max_attempts or the event's TTL: dead-letter, or drop
+//!                        ┌─ billing (order-created) ───push──► [billing-api]
+//!  publisher ──event──► [topic] ─ email (all types) ──────push──► [email-api]
+//!                        └─ analytics ...            ───push──► ...
+//!  each copy on its own: attempt ──► 2xx: delivered
+//!                           ├──► 400 (poison): dead-letter, or drop
+//!                           └──► error / 503 / 429 / no answer in 30 s: retry after
+//!                                10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h,
+//!                                then every 12 h (±10 %), until max_attempts or the
+//!                                event's TTL: dead-letter, or drop
 //! ```
 //!
 //! Demonstrates:
@@ -43,7 +43,9 @@
 //! ```
 //!
 //! Without the table, every service in `consumer.calls` gets a subscription of its own name
-//! that takes every event type. Events of the `poison` class are answered 400 Bad Request by
+//! that takes every event type; without those either, one subscription `consumer` pushes to
+//! an Event Grid-triggered function doing `[consumer] work`, `instances × concurrency` events
+//! at once (429 beyond). Events of the `poison` class are answered 400 Bad Request by
 //! every endpoint (a payload it can never take).
 
 use crate::check::{Checker, Violation};
@@ -54,12 +56,12 @@ use crate::model::event_grid::{
 };
 use crate::model::meters::{Lat, TraceEvent};
 use crate::model::series::Gauge;
-use crate::model::service::CallError;
+use crate::model::service::{CallError, Services};
 use crate::patterns::{Pattern, SettingsTable};
 use crate::results::{Latency, RunResults};
 use crate::rng::Rng;
 use crate::spec::table::{PatternSettings, TableError, TableReader, TableWriter};
-use crate::spec::{PatternKind, Scenario};
+use crate::spec::{OverLimit, PatternKind, Scenario, ServiceSpec};
 use crate::time::{NS_PER_S, Nanos, SimTime};
 use crate::topology::Topology;
 use std::cell::{Cell, RefCell};
@@ -242,13 +244,13 @@ pub fn subscriptions(s: &Scenario) -> Vec<Subscription> {
     let mine = s.pattern_table.get::<Settings>().cloned().unwrap_or_default();
     let classes: Vec<&str> = s.workload.classes.iter().map(|(n, _)| n.as_str()).collect();
     let listed = mine.subscriptions.unwrap_or_else(|| {
-        let calls = s.consumer.calls.iter();
+        let mut calls = s.consumer.calls.clone();
+        if calls.is_empty() {
+            calls.push(CONSUMER.to_string());
+        }
         calls
-            .map(|c| SubscriptionSettings {
-                name: c.clone(),
-                endpoint: c.clone(),
-                ..Default::default()
-            })
+            .into_iter()
+            .map(|c| SubscriptionSettings { name: c.clone(), endpoint: c, ..Default::default() })
             .collect()
     });
     listed
@@ -265,6 +267,25 @@ pub fn subscriptions(s: &Scenario) -> Vec<Subscription> {
             dead_letter: sub.dead_letter.unwrap_or(false),
         })
         .collect()
+}
+
+/// The endpoint of the default subscription when `consumer.calls` names no service: an
+/// Event Grid-triggered function doing `[consumer] work`.
+const CONSUMER: &str = "consumer";
+
+/// The `consumer` endpoint: answers after `consumer.work`, `instances × concurrency`
+/// events at once, 429 beyond; the service faults that target `consumer` hit it.
+fn consumer_endpoint(s: &Scenario) -> Rc<Services> {
+    let c = &s.consumer;
+    let spec = ServiceSpec {
+        latency: c.work.clone(),
+        error_rate: 0.0,
+        timeout: None,
+        max_concurrency: Some(c.instances.saturating_mul(c.concurrency).max(1)),
+        over_limit: OverLimit::Reject { retry_after: None },
+    };
+    let specs = BTreeMap::from([(CONSUMER.to_string(), spec)]);
+    Rc::new(Services::new(s.seed, &specs, &s.faults))
 }
 
 /// The section fields of one subscription, named once.
@@ -329,6 +350,8 @@ struct Sub {
     /// Publish -> delivery of its copies.
     latency: RefCell<Latency>,
     poison: Option<u8>,
+    /// Where its endpoint lives: the scenario's services, or the consumer endpoint's own.
+    services: Rc<Services>,
 }
 
 /// One delivery attempt's HTTP call, which may answer after Event Grid stopped waiting.
@@ -401,7 +424,7 @@ impl Sub {
             }
             Some(Ok(())) if poison => Answer::BadRequest,
             Some(Ok(())) => Answer::Ok,
-            Some(Err(CallError::Failed)) if t.services.in_outage(self.endpoint, started) => {
+            Some(Err(CallError::Failed)) if self.services.in_outage(self.endpoint, started) => {
                 Answer::Unavailable
             }
             Some(Err(CallError::Failed)) => Answer::Failed,
@@ -501,7 +524,7 @@ impl Sub {
 /// waiting for it.
 async fn http_call(sub: Rc<Sub>, call: Rc<Call>, poison: bool) {
     let t = &sub.t;
-    let answer = t.services.call(&t.sim, sub.endpoint).await;
+    let answer = sub.services.call(&t.sim, sub.endpoint).await;
     call.answer.set(Some(answer));
     t.meters.executions_ended(1);
     if !call.abandoned.get() {
@@ -568,7 +591,11 @@ fn build(t: &Rc<Topology>) {
     let subs: Vec<Rc<Sub>> = specs
         .into_iter()
         .filter_map(|spec| {
-            let endpoint = t.services.index(&spec.endpoint)?;
+            let (services, endpoint) = match t.services.index(&spec.endpoint) {
+                Some(i) => (t.services.clone(), i),
+                None if spec.endpoint == CONSUMER => (consumer_endpoint(&t.scenario), 0),
+                None => return None,
+            };
             let fields = Fields::of(&spec.name);
             for f in fields.all() {
                 t.count(f, 0.0);
@@ -583,6 +610,7 @@ fn build(t: &Rc<Topology>) {
                 probation: Cell::new(Probation::default()),
                 latency: RefCell::new(Latency::new(t.scenario.horizon().saturating_mul(2))),
                 poison: poison.map(|i| i as u8),
+                services,
             }))
         })
         .collect();
