@@ -431,13 +431,20 @@ impl Sub {
             Some(Err(CallError::Timeout)) => Answer::TimedOut,
             Some(Err(CallError::Throttled { .. })) => Answer::Throttled,
         };
+        // An endpoint that answers, even 400 to a bad event, is healthy: only errors and
+        // silence count towards probation.
         let mut p = self.probation.get();
         let before = p.total;
-        if answer == Answer::Ok {
-            p.succeeded();
-        } else {
-            p.failed(now);
-            t.meters.failed();
+        match answer {
+            Answer::Ok => p.succeeded(),
+            Answer::BadRequest => {
+                p.succeeded();
+                t.meters.failed();
+            }
+            _ => {
+                p.failed(now);
+                t.meters.failed();
+            }
         }
         t.count(&self.fields.probation_s, (p.total - before) as f64 / NS_PER_S as f64);
         self.probation.set(p);
