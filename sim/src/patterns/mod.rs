@@ -9,6 +9,7 @@
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
 //! | `event-stream` | [`event_stream`] | Event Hubs partitions, a checkpoint after each batch, retry then park, a stream breaker |
+//! | `fan-out` | [`fan_out`] | one event to every matching subscription (Event Grid): retry schedule, TTL, dead-letter, isolation |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
 //! and processes, and its invariant checkers. Adding a pattern is one module and one line in
@@ -17,6 +18,7 @@
 pub mod circuit_breaker;
 pub mod competing_consumers;
 pub mod event_stream;
+pub mod fan_out;
 pub mod load_leveling;
 pub mod priority;
 pub mod retry_backoff;
@@ -67,13 +69,14 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 6] = [
+pub static REGISTRY: [&Pattern; 7] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
     &event_stream::PATTERN,
+    &fan_out::PATTERN,
 ];
 
 /// The registry entry of `kind`.
