@@ -67,6 +67,7 @@ pub(crate) struct WorkloadFile {
     pub trace: Field,
     pub phases: List<PhaseFile>,
     pub classes: Named<Raw>,
+    pub class_work: Named<Raw>,
 }
 
 /// `[[workload.phases]]`.
@@ -122,6 +123,8 @@ pub(crate) struct ConsumerFile {
     pub memory: Field,
     pub cpu: Field,
     pub execution_timeout: Field,
+    pub worker_model: Field,
+    pub cpu_bound: Field,
 }
 
 /// `[scaling]`.
@@ -134,6 +137,8 @@ pub(crate) struct ScalingFile {
     pub polling_interval: Field,
     pub cooldown: Field,
     pub scale_out_step: Field,
+    pub scale_out_max: Field,
+    pub drain_grace: Field,
     pub cold_start: Field,
     pub prewarmed: Field,
 }

@@ -6,7 +6,9 @@
 //! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
 //! | [`lanes`] | a queue's waiting line split by class (strict priority), and how long each class starves |
+//! | [`event_grid`] | Event Grid push delivery: retry schedule, what each answer means, probation |
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
+//! | [`stream`] | an event stream (Event Hubs): partitions, checkpoints, ownership, the stream breaker, Functions retry policies |
 //! | [`store`] | a database: transactions that commit atomically, unique constraints, typed tables |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
@@ -20,6 +22,8 @@
 
 pub mod breaker;
 pub mod cost;
+pub mod cpu;
+pub mod event_grid;
 pub mod host;
 pub mod lanes;
 pub mod meters;
@@ -30,6 +34,7 @@ pub mod scaler;
 pub mod series;
 pub mod service;
 pub mod store;
+pub mod stream;
 pub mod trigger;
 pub mod web;
 pub mod worker;

@@ -8,6 +8,8 @@
 //! | `retry-backoff` | [`retry_backoff`] | store the intent, poll for due jobs, exponential backoff |
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
+//! | `event-stream` | [`event_stream`] | Event Hubs partitions, a checkpoint after each batch, retry then park, a stream breaker |
+//! | `fan-out` | [`fan_out`] | one event to every matching subscription (Event Grid): retry schedule, TTL, dead-letter, isolation |
 //! | `outbox` | [`outbox`] | state and event in one transaction, a relay, an idempotent consumer; the dual write loses events |
 //! | `fire-and-forget` | [`fire_and_forget`] | work in an in-memory channel of the web process: lost on a crash or restart |
 //!
@@ -17,6 +19,8 @@
 
 pub mod circuit_breaker;
 pub mod competing_consumers;
+pub mod event_stream;
+pub mod fan_out;
 pub mod fire_and_forget;
 pub mod load_leveling;
 pub mod outbox;
@@ -69,12 +73,14 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 7] = [
+pub static REGISTRY: [&Pattern; 9] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
+    &event_stream::PATTERN,
+    &fan_out::PATTERN,
     &outbox::PATTERN,
     &fire_and_forget::PATTERN,
 ];

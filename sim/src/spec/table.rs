@@ -50,6 +50,22 @@ pub trait TableReader {
         let _ = read;
         Err(self.invalid(key, "sub-tables are not read here"))
     }
+    /// The one sub-table `key` (`[<table>.<key>]`, e.g. `[stream.breaker]`): `read(reader)`
+    /// reads it with a reader of its own, which reports its unknown keys like any table's.
+    /// `Ok(false)` when `key` is absent. Print its keys back as `<key>.<name>`.
+    fn table(&mut self, key: &str, read: &mut SubTable<'_>) -> Result<bool, TableError> {
+        let _ = read;
+        Err(self.invalid(key, "sub-tables are not read here"))
+    }
+
+    /// The tables of the array `key` (`[[<table>.<key>]]`, e.g. `[[fan_out.subscriptions]]`),
+    /// in file order: `read(index, reader)` reads each (`index` is `"0"`, `"1"`, ...) with a
+    /// reader of its own, which reports its unknown keys like any table's. `Ok(false)` when
+    /// `key` is absent.
+    fn array_of_tables(&mut self, key: &str, read: &mut SubTables<'_>) -> Result<bool, TableError> {
+        let _ = read;
+        Err(self.invalid(key, "arrays of tables are not read here"))
+    }
     /// The rest of the scenario, already validated (for checks against other tables, such
     /// as a `target` that must name a service, or `order` naming classes); `None` where the
     /// reader has none.
@@ -60,6 +76,9 @@ pub trait TableReader {
 
 /// Reads one named sub-table (see [`TableReader::tables`]).
 pub type SubTables<'r> = dyn FnMut(&str, &mut dyn TableReader) -> Result<(), TableError> + 'r;
+
+/// Reads the one sub-table of [`TableReader::table`].
+pub type SubTable<'r> = dyn FnMut(&mut dyn TableReader) -> Result<(), TableError> + 'r;
 
 /// Prints the keys of one table back, in the file's units.
 pub trait TableWriter {
@@ -77,6 +96,17 @@ pub trait TableWriter {
     fn dist(&mut self, key: &str, value: &Dist);
     /// `key = ["a", "b"]`.
     fn strings(&mut self, key: &str, value: &[String]);
+    /// `key = [{ ... }, { ... }]`: an array of `len` tables (`[[<table>.<key>]]`), the
+    /// `i`-th written by `write(i, writer)`. A writer that cannot print arrays of tables
+    /// leaves them out.
+    fn array_of_tables(
+        &mut self,
+        key: &str,
+        len: usize,
+        write: &mut dyn FnMut(usize, &mut dyn TableWriter),
+    ) {
+        let _ = (key, len, write);
+    }
 }
 
 /// A pattern's settings, as the pattern module defines them.
