@@ -188,6 +188,12 @@ impl Topology {
         *self.counters.borrow_mut().entry(name.to_string()).or_default() += by;
     }
 
+    /// Sets the pattern counter `name` to `value` (a ratio or mean the pattern keeps up to
+    /// date, such as `gpu.utilization`).
+    pub fn set_counter(&self, name: &str, value: f64) {
+        self.counters.borrow_mut().insert(name.to_string(), value);
+    }
+
     /// Raises the pattern counter `name` to `value` if it is higher.
     pub fn record_max(&self, name: &str, value: f64) {
         let mut c = self.counters.borrow_mut();

@@ -50,6 +50,11 @@ pub trait TableReader {
         let _ = read;
         Err(self.invalid(key, "sub-tables are not read here"))
     }
+    /// The text of the file named by the string at `key`, read relative to the scenario
+    /// file's folder, as `(the name as written, text)`. `Ok(None)` when `key` is absent.
+    fn file(&mut self, key: &str) -> Result<Option<(String, String)>, TableError> {
+        Err(self.invalid(key, "files are not read here"))
+    }
     /// The rest of the scenario, already validated (for checks against other tables, such
     /// as a `target` that must name a service, or `order` naming classes); `None` where the
     /// reader has none.
