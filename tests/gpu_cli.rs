@@ -52,8 +52,19 @@ fn the_gpu_worker_scenario_runs_and_reports_its_section_and_gpu_cost() -> TestRe
     let gpu_s = gpu["gpu_seconds"].as_f64().unwrap();
     // The T4 rate of pricing/azure-payg.toml, per GPU-second.
     assert!((gpu_usd - gpu_s * 0.000146).abs() < 1e-6, "{gpu_usd} vs {gpu_s} s");
+    // The pattern's columns: each interval's GPU utilization and mean batch size.
     let timeseries = std::fs::read_to_string(dir.join("timeseries.csv"))?;
-    assert!(timeseries.lines().count() > 10);
+    let mut lines = timeseries.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name);
+    let (u, b) = (col("gpu.utilization").expect("column"), col("gpu.batch_size").expect("column"));
+    let rows: Vec<Vec<f64>> =
+        lines.map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect()).collect();
+    assert!(rows.len() > 100);
+    assert!(rows.iter().all(|r| (0.0..=1.0).contains(&r[u])), "utilization within [0, 1]");
+    let busiest = rows.iter().map(|r| r[u]).fold(0.0, f64::max);
+    assert!(busiest > 0.2, "the burst keeps the GPUs busier: {busiest}");
+    assert!(rows.iter().any(|r| r[b] > 2.0), "batches grow in the burst");
     Ok(())
 }
 
@@ -64,7 +75,7 @@ fn a_scenario_with_the_shipped_profile_runs() -> TestResult {
         "run",
         "scenarios/gpu/batch-size.toml",
         "--set",
-        "duration=2m",
+        "duration=4m",
         "--out",
         dir.to_str().unwrap(),
         "--report",

@@ -42,7 +42,8 @@
 //! Summary section `gpu`: `batches`, `batch_size_mean`, `utilization` (busy GPU time over
 //! billed GPU time), `oom_errors`, `model_loads`, `overcreated`, `replicas`, `max_safe_batch`,
 //! `fill_wait_ms_max` (the longest a batch waited to fill, at most `max_wait`),
-//! `gpu_seconds`. The gauge `gpu.utilization` is the busy share of each interval.
+//! `gpu_seconds`. Time series: `gpu.utilization` (the busy share of each interval's billed GPU
+//! time) and `gpu.batch_size` (the mean batch of each interval).
 //!
 //! Settings, in `[gpu]`:
 //!
@@ -70,7 +71,7 @@ use crate::model::queue::{Delivery, Queue};
 use crate::patterns::{Pattern, SettingsTable};
 use crate::spec::table::{PatternSettings, TableError, TableReader, TableWriter};
 use crate::spec::{PatternKind, Plan, Scenario};
-use crate::time::{NS_PER_MS, NS_PER_S, Nanos, SimTime};
+use crate::time::{NS_PER_MS, NS_PER_S, Nanos};
 use crate::topology::Topology;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -85,6 +86,7 @@ pub const PATTERN: Pattern = Pattern {
     about: "queue-started GPU job replicas, dynamic batching, GPU memory, layered cold start",
     section: Some("gpu"),
     hosted: true,
+    processes: &[],
     table: Some(SettingsTable { name: "gpu", read }),
     build,
     checkers,
@@ -397,23 +399,6 @@ impl Gpu {
             self.account();
         }
     }
-
-    /// Sets the gauge of each interval's GPU utilization just before the interval closes.
-    async fn sample(self: Rc<Self>, set: Rc<dyn Fn(f64)>) {
-        let interval = self.t.scenario.interval.max(2);
-        let (mut busy_before, mut gpu_before) = (0.0, 0.0);
-        let mut end = interval;
-        loop {
-            self.t.sim.sleep_until(SimTime(end - 1)).await;
-            self.account();
-            let busy = self.busy_total() / NS_PER_S as f64;
-            let gpu_s = self.t.cost.gpu_seconds();
-            let allocated = gpu_s - gpu_before;
-            set(if allocated > 0.0 { ((busy - busy_before) / allocated).min(1.0) } else { 0.0 });
-            (busy_before, gpu_before) = (busy, gpu_s);
-            end += interval;
-        }
-    }
 }
 
 /// A batch on the GPU: the GPU counts as busy until it is dropped, which also happens when a
@@ -462,7 +447,7 @@ fn build(t: &Rc<Topology>) {
         batches: Cell::new(0),
         items: Cell::new(0),
     });
-    t.sim.spawn(gpu.clone().sample(Rc::new(|_| {})));
+    probes(t, &gpu);
     let h = &t.scenario.hosting;
     let (count, always_ready) = if h.plan.elastic() {
         (h.scaling.min_instances, true)
@@ -476,6 +461,31 @@ fn build(t: &Rc<Topology>) {
         1,
         Rc::new(move |inst: Rc<Instance>, _slot| Box::pin(main.clone().replica(inst))),
     );
+}
+
+/// The time-series columns: `gpu.utilization` (busy GPU time over billed GPU time in the
+/// interval) and `gpu.batch_size` (the mean size of the batches run in the interval).
+fn probes(t: &Topology, gpu: &Rc<Gpu>) {
+    let weak = Rc::downgrade(gpu);
+    let before = Cell::new((0.0, 0.0));
+    t.probe("gpu.utilization", move || {
+        let Some(gpu) = weak.upgrade() else { return 0.0 };
+        gpu.account(); // the run loop has just billed every replica up to now
+        let busy = gpu.busy_total() / NS_PER_S as f64;
+        let billed = gpu.t.cost.gpu_seconds();
+        let (busy_before, billed_before) = before.replace((busy, billed));
+        let allocated = billed - billed_before;
+        if allocated > 0.0 { ((busy - busy_before) / allocated).min(1.0) } else { 0.0 }
+    });
+    let weak = Rc::downgrade(gpu);
+    let before = Cell::new((0, 0));
+    t.probe("gpu.batch_size", move || {
+        let Some(gpu) = weak.upgrade() else { return 0.0 };
+        let now = (gpu.batches.get(), gpu.items.get());
+        let (batches, items) = before.replace(now);
+        let n = now.0 - batches;
+        if n > 0 { (now.1 - items) as f64 / n as f64 } else { 0.0 }
+    });
 }
 
 fn checkers(s: &Scenario) -> Vec<Box<dyn Checker>> {

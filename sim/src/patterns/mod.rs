@@ -41,6 +41,10 @@ pub struct Pattern {
     /// `<section>.<field>` ([`Topology::count`]) appear there. `None`: its counters go to
     /// `extra`.
     pub section: Option<&'static str>,
+    /// The pattern's own processes that crash and restart faults may target besides the
+    /// consumer pool (`producer`, `relay`, `web`, `orchestrator`): each is added with
+    /// [`Topology::add_process`] when the pattern builds.
+    pub processes: &'static [&'static str],
     /// The pattern's own settings table, if it has one.
     pub table: Option<SettingsTable>,
     /// Adds the pattern's components to the topology and spawns its processes.
