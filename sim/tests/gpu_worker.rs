@@ -235,6 +235,35 @@ fn a_warm_replica_answers_a_trickle_without_cold_starts() {
 }
 
 #[test]
+fn a_job_replica_ends_at_the_replica_timeout_and_a_fresh_one_loads_the_model() {
+    // Steady work that never leaves a replica idle, replica timeout 5 minutes, 20 minutes.
+    let mut settings = gpu(32, 50 * MS);
+    settings.model_load = Some(Dist::Const(30 * NS_PER_S));
+    settings.idle_timeout = Some(30 * NS_PER_S);
+    let s = Scenario {
+        duration: 20 * NS_PER_MIN,
+        hosting: HostingSpec {
+            plan: Plan::AcaJob,
+            execution_timeout: ExecutionLimit::After(5 * NS_PER_MIN),
+            scaling: ScalingSpec {
+                min_instances: 0,
+                max_instances: 1,
+                cold_start: Dist::Const(10 * NS_PER_S),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..warm(settings, 50.0, seed())
+    };
+    let r = checked(&s);
+    let timeouts = field(&r, "replica_timeouts");
+    assert!(timeouts >= 3.0, "20 minutes of 5-minute replicas: {timeouts}");
+    assert_eq!(field(&r, "model_loads"), field(&r, "replicas"));
+    assert!(field(&r, "model_loads") >= 4.0);
+    assert_eq!((r.ledger.dead_lettered, r.ledger.in_flight), (0, 0), "nothing dropped");
+}
+
+#[test]
 fn checkers_hold_over_many_seeds_with_random_crashes() {
     for seed in seed()..seed() + seeds() {
         let mut r = Rng::stream(seed, "gpu-swarm");

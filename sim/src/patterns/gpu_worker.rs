@@ -29,7 +29,10 @@
 //!   container start), the image pull (`image_pull`) and the model load (`model_load`, into
 //!   GPU memory). Every replica pays all three, billed from its start.
 //! * **Run to completion**: a job replica that finds the queue empty (before a batch) exits;
-//!   a warm replica (`[scaling] min_instances`) waits for messages instead.
+//!   a warm replica (`[scaling] min_instances`) waits for messages instead. A job replica's
+//!   whole run is bounded by the replica timeout (`[consumer] execution_timeout`, 30 min by
+//!   default): it takes no batch it could not finish in time and exits
+//!   (`gpu.replica_timeouts`), and the scaler starts a fresh one, which loads the model again.
 //! * **Over-creation**: the scaler counts the messages its replicas hold (locked) and starts
 //!   `ceil(length / target) − (replicas not finished)` each poll, as KEDA's ScaledJob does.
 //!   With a target below what one replica takes (`target_per_instance` < `max_batch`, e.g.
@@ -42,7 +45,7 @@
 //! Summary section `gpu`: `batches`, `batch_size_mean`, `utilization` (busy GPU time over
 //! billed GPU time), `oom_errors`, `model_loads`, `overcreated`, `replicas`, `max_safe_batch`,
 //! `fill_wait_ms_max` (the longest a batch waited to fill, at most `max_wait`),
-//! `gpu_seconds`. Time series: `gpu.utilization` (the busy share of each interval's billed GPU
+//! `gpu_seconds`, `replica_timeouts`. Time series: `gpu.utilization` (the busy share of each interval's billed GPU
 //! time) and `gpu.batch_size` (the mean batch of each interval).
 //!
 //! Settings, in `[gpu]`:
@@ -93,7 +96,7 @@ pub const PATTERN: Pattern = Pattern {
 };
 
 /// The counters of the `gpu` section, initialised to 0 in every run.
-pub const COUNTERS: [&str; 10] = [
+pub const COUNTERS: [&str; 11] = [
     "batches",
     "batch_size_mean",
     "utilization",
@@ -104,6 +107,7 @@ pub const COUNTERS: [&str; 10] = [
     "max_safe_batch",
     "fill_wait_ms_max",
     "gpu_seconds",
+    "replica_timeouts",
 ];
 
 /// `[gpu]`: each key is optional (see the module docs for the defaults).
@@ -325,6 +329,15 @@ impl Gpu {
     /// One replica, from its start (after the replica start) to its exit.
     async fn replica(self: Rc<Self>, inst: Rc<Instance>) {
         let sim = self.t.sim.clone();
+        let started = sim.now_ns();
+        // A job replica's whole run is bounded by the replica timeout: it takes no batch it
+        // could not finish in time, and exits.
+        let deadline = inst
+            .exit_when_idle
+            .then(|| self.t.scenario.hosting.timeout())
+            .flatten()
+            .map(|limit| started + limit);
+        let longest_batch = self.s.max_wait + self.s.latency.of(self.s.max_batch);
         self.t.count("gpu.replicas", 1.0);
         let (pull, load) = {
             let mut rng = inst.rng.borrow_mut();
@@ -338,8 +351,17 @@ impl Gpu {
         let mut batch: Vec<(Delivery, Nanos)> = Vec::with_capacity(max as usize);
         let mut got: Vec<Delivery> = Vec::with_capacity(max as usize);
         loop {
+            if deadline.is_some_and(|d| sim.now_ns() + longest_batch > d) {
+                self.t.count("gpu.replica_timeouts", 1.0);
+                self.host.exit(&inst);
+                self.account();
+                return;
+            }
             // A job replica waits `idle_timeout` at most, then exits; a warm one waits.
-            let until = inst.exit_when_idle.then(|| sim.now_ns() + self.s.idle_timeout);
+            let until = inst.exit_when_idle.then(|| {
+                let idle = sim.now_ns() + self.s.idle_timeout;
+                deadline.map_or(idle, |d| idle.min(d - longest_batch))
+            });
             self.queue.receive_within(max, inst.group(), &mut got, until).await;
             if got.is_empty() {
                 if ran == 0 {
