@@ -373,18 +373,19 @@ impl Gpu {
             }
             let first = sim.now_ns();
             let mut executions = Vec::with_capacity(max as usize);
-            let deadline = first + self.s.max_wait;
+            // Fill the batch: up to `max`, waiting at most `max_wait` after the first.
+            let dispatch_at = first + self.s.max_wait;
             loop {
                 let now = sim.now_ns();
                 for d in got.drain(..) {
                     executions.push(self.host.begin_execution(&inst, 0, d));
                     batch.push((d, now));
                 }
-                if batch.len() as u32 >= max || now >= deadline {
+                if batch.len() as u32 >= max || now >= dispatch_at {
                     break;
                 }
                 let room = max - batch.len() as u32;
-                self.queue.receive_within(room, inst.group(), &mut got, Some(deadline)).await;
+                self.queue.receive_within(room, inst.group(), &mut got, Some(dispatch_at)).await;
             }
             let n = batch.len() as u32;
             let waited = sim.now_ns() - first;
