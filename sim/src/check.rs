@@ -8,6 +8,7 @@
 
 pub mod gpu;
 pub mod priority;
+pub mod stream;
 
 pub use crate::results::Violation;
 

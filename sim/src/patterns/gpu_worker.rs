@@ -29,14 +29,17 @@
 //!   container start), the image pull (`image_pull`) and the model load (`model_load`, into
 //!   GPU memory). Every replica pays all three, billed from its start.
 //! * **Run to completion**: a job replica that finds the queue empty (before a batch) exits;
-//!   a warm replica (`[scaling] min_instances`) waits for messages instead. A job replica's
-//!   whole run is bounded by the replica timeout (`[consumer] execution_timeout`, 30 min by
-//!   default): it takes no batch it could not finish in time and exits
-//!   (`gpu.replica_timeouts`), and the scaler starts a fresh one, which loads the model again.
+//!   a warm replica (`[scaling] min_instances`) waits for messages instead. A replica's whole
+//!   run is bounded by the replica timeout (`[consumer] execution_timeout`, 30 min by
+//!   default, counted from its allocation), where the platform ends it: the worker takes no
+//!   batch it could not finish before then and exits (`gpu.replica_timeouts`), and the
+//!   scaler starts a fresh one, which loads the model again. A replica that should stay
+//!   warm (a Container Apps app with `minReplicas = 1`, not a job) has
+//!   `execution_timeout = "never"`.
 //! * **Over-creation**: the scaler counts the messages its replicas hold (locked) and starts
 //!   `ceil(length / target) − (replicas not finished)` each poll, as KEDA's ScaledJob does.
-//!   With a target below what one replica takes (`target_per_instance` < `max_batch`, e.g.
-//!   KEDA's default of 5), replicas are started for messages that another replica, still
+//!   With a target below what one replica takes (`target_per_instance` < `max_batch`; KEDA's
+//!   default target is 5), replicas are started for messages that another replica, still
 //!   pending or loading its model, will take: they load the model, find nothing and exit.
 //!   `gpu.overcreated` counts replicas that exited without running a batch.
 //! * **Billing**: GPU-seconds of every replica from its start to its exit at the GPU kind's
@@ -329,14 +332,14 @@ impl Gpu {
     /// One replica, from its start (after the replica start) to its exit.
     async fn replica(self: Rc<Self>, inst: Rc<Instance>) {
         let sim = self.t.sim.clone();
-        let started = sim.now_ns();
-        // A job replica's whole run is bounded by the replica timeout: it takes no batch it
-        // could not finish in time, and exits.
-        let deadline = inst
-            .exit_when_idle
-            .then(|| self.t.scenario.hosting.timeout())
+        // A Container Apps replica's whole run, from its allocation, is bounded by the
+        // replica timeout, where the platform ends it: this worker takes no batch it could
+        // not finish before then, and exits.
+        let h = &self.t.scenario.hosting;
+        let deadline = (h.plan == Plan::AcaJob)
+            .then(|| h.timeout())
             .flatten()
-            .map(|limit| started + limit);
+            .map(|limit| inst.launched + limit);
         let longest_batch = self.s.max_wait + self.s.latency.of(self.s.max_batch);
         self.t.count("gpu.replicas", 1.0);
         let (pull, load) = {
@@ -358,11 +361,16 @@ impl Gpu {
                 return;
             }
             // A job replica waits `idle_timeout` at most, then exits; a warm one waits.
-            let until = inst.exit_when_idle.then(|| {
+            let until = if inst.exit_when_idle {
                 let idle = sim.now_ns() + self.s.idle_timeout;
-                deadline.map_or(idle, |d| idle.min(d - longest_batch))
-            });
+                Some(deadline.map_or(idle, |d| idle.min(d - longest_batch)))
+            } else {
+                deadline.map(|d| d - longest_batch)
+            };
             self.queue.receive_within(max, inst.group(), &mut got, until).await;
+            if got.is_empty() && !inst.exit_when_idle {
+                continue; // a warm replica's wait ran into its replica timeout
+            }
             if got.is_empty() {
                 if ran == 0 {
                     self.t.count("gpu.overcreated", 1.0);
@@ -453,11 +461,7 @@ fn build(t: &Rc<Topology>) {
     t.sim.spawn(t.clone().produce(move |msg| {
         q.send(msg, None);
     }));
-    // The scaler's default target is what one replica takes: a full batch.
-    let mut consumer = t.scenario.consumer.clone();
-    consumer.concurrency = s.max_batch;
-    consumer.batch_size = s.max_batch;
-    t.add_pool("consumer", queue.clone(), &consumer);
+    t.add_pool("consumer", queue.clone(), &t.scenario.consumer);
     let host = t.pool("consumer").expect("just added").0;
     let gpu = Rc::new(Gpu {
         t: t.clone(),

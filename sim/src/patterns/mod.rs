@@ -8,6 +8,7 @@
 //! | `retry-backoff` | [`retry_backoff`] | store the intent, poll for due jobs, exponential backoff |
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
+//! | `event-stream` | [`event_stream`] | Event Hubs partitions, a checkpoint after each batch, retry then park, a stream breaker |
 //! | `gpu-worker` | [`gpu_worker`] | queue-started GPU job replicas, dynamic batching, GPU memory, layered cold start |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
@@ -16,6 +17,7 @@
 
 pub mod circuit_breaker;
 pub mod competing_consumers;
+pub mod event_stream;
 pub mod gpu_worker;
 pub mod load_leveling;
 pub mod priority;
@@ -67,12 +69,13 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 6] = [
+pub static REGISTRY: [&Pattern; 7] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
+    &event_stream::PATTERN,
     &gpu_worker::PATTERN,
 ];
 

@@ -55,6 +55,13 @@ pub trait TableReader {
     fn file(&mut self, key: &str) -> Result<Option<(String, String)>, TableError> {
         Err(self.invalid(key, "files are not read here"))
     }
+    /// The one sub-table `key` (`[<table>.<key>]`, e.g. `[stream.breaker]`): `read(reader)`
+    /// reads it with a reader of its own, which reports its unknown keys like any table's.
+    /// `Ok(false)` when `key` is absent. Print its keys back as `<key>.<name>`.
+    fn table(&mut self, key: &str, read: &mut SubTable<'_>) -> Result<bool, TableError> {
+        let _ = read;
+        Err(self.invalid(key, "sub-tables are not read here"))
+    }
     /// The rest of the scenario, already validated (for checks against other tables, such
     /// as a `target` that must name a service, or `order` naming classes); `None` where the
     /// reader has none.
@@ -65,6 +72,9 @@ pub trait TableReader {
 
 /// Reads one named sub-table (see [`TableReader::tables`]).
 pub type SubTables<'r> = dyn FnMut(&str, &mut dyn TableReader) -> Result<(), TableError> + 'r;
+
+/// Reads the one sub-table of [`TableReader::table`].
+pub type SubTable<'r> = dyn FnMut(&mut dyn TableReader) -> Result<(), TableError> + 'r;
 
 /// Prints the keys of one table back, in the file's units.
 pub trait TableWriter {
