@@ -475,3 +475,71 @@ fn compare_shows_the_calls_a_breaker_spares_and_its_time_to_recover() -> TestRes
     assert!(md.contains("| breaker.recovery_s |"), "{md}");
     Ok(())
 }
+
+#[test]
+fn compare_shows_the_classes_and_any_pattern_section_side_by_side() -> TestResult {
+    let dir = scratch("compare-classes");
+    let o = sluice(&[
+        "compare",
+        "scenarios/patterns/priority.toml",
+        "--vary",
+        "priority.design=separate-queues,one-queue",
+        "--report",
+        "md",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("compare.json"))?)?;
+    let row = |metric: &str| -> serde_json::Value {
+        let m = c["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == metric);
+        m.unwrap_or_else(|| panic!("no row {metric}")).clone()
+    };
+    for class in ["high", "low"] {
+        for field in ["messages.produced", "messages.completed", "messages.lost"] {
+            let r = row(&format!("classes.{class}.{field}"));
+            assert!(r["values"][0].is_number() && r["values"][1].is_number(), "{r}");
+        }
+    }
+    // one queue puts the high class behind the low backlog: its p99 is worse, in ms
+    let high = row("classes.high.latency.end_to_end.p99_ms");
+    assert_eq!(
+        (high["unit"].as_str(), high["label"].as_str()),
+        (Some("ms"), Some("high end-to-end p99"))
+    );
+    assert!(high["values"][1].as_f64() > high["values"][0].as_f64(), "{high}");
+    assert_eq!(high["deltas"][1]["verdict"], "worse", "{high}");
+    // the same produced per class in both designs (a paired comparison)
+    assert_eq!(row("classes.high.messages.produced")["deltas"][1]["verdict"], "same");
+    assert!(row("priority.starved_s")["values"][0].is_number());
+    let md = std::fs::read_to_string(dir.join("compare.md"))?;
+    assert!(md.contains("| high end-to-end p99 |") && md.contains("| low lost |"), "{md}");
+    assert!(md.contains("| priority.low.starved_s |"), "{md}");
+
+    // a pattern section of another pattern, from two scenario files: fan-out's chaos pair
+    let dir = scratch("compare-fan-out");
+    let o = sluice(&[
+        "compare",
+        "scenarios/chaos/fan-out-ttl-drops.toml",
+        "scenarios/chaos/fan-out-dead-letter.toml",
+        "--report",
+        "md",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("compare.json"))?)?;
+    let row = |metric: &str| -> serde_json::Value {
+        let m = c["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == metric);
+        m.unwrap_or_else(|| panic!("no row {metric}")).clone()
+    };
+    let dropped = row("fan_out.partner.dropped");
+    assert!(
+        dropped["values"][0].as_f64() > Some(0.0) && dropped["values"][1].as_f64() == Some(0.0)
+    );
+    let kept = row("fan_out.partner.dead_lettered");
+    assert_eq!(kept["values"][1], dropped["values"][0], "{kept} {dropped}");
+    assert_eq!(row("fan_out.warehouse.latency.p99_ms")["unit"], "ms");
+    assert!(row("fan_out.partner.probation_s")["unit"] == "s");
+    Ok(())
+}

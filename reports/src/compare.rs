@@ -153,7 +153,24 @@ pub fn build(runs: &[(String, RunReport)]) -> Result<Comparison, ReportError> {
             metrics.push(row(&path, &format!("{name} calls"), "count", Better::Neither, vals));
         }
     }
-    // The pattern's own section (`breaker.opened`, ...): fields ending in `_s` are seconds.
+    // Per class, when the runs have classes: its ledger's main lines and its p99.
+    let classes: BTreeSet<&String> =
+        runs.iter().flat_map(|(_, r)| r.summary.classes.keys()).collect();
+    for name in classes {
+        let rows: [(&str, &str, &str, Better); 4] = [
+            ("messages.produced", "produced", "count", Better::Neither),
+            ("messages.completed", "completed", "count", Better::Higher),
+            ("messages.lost", "lost", "count", Better::Lower),
+            ("latency.end_to_end.p99_ms", "end-to-end p99", "ms", Better::Lower),
+        ];
+        for (field, what, unit, better) in rows {
+            let path = format!("classes.{name}.{field}");
+            let vals = values.iter().map(|v| expect::lookup(v, &path).ok()).collect();
+            metrics.push(row(&path, &format!("{name} {what}"), unit, better, vals));
+        }
+    }
+    // The pattern's own section (`breaker.opened`, ...): fields ending in `_s` are seconds,
+    // in `_ms` milliseconds.
     let fields: BTreeSet<(&String, &String)> = runs
         .iter()
         .flat_map(|(_, r)| r.summary.sections.iter())
@@ -164,7 +181,13 @@ pub fn build(runs: &[(String, RunReport)]) -> Result<Comparison, ReportError> {
             .iter()
             .map(|(_, r)| r.summary.sections.get(section).and_then(|f| f.get(field)).copied())
             .collect();
-        let unit = if field.ends_with("_s") { "s" } else { "count" };
+        let unit = if field.ends_with("_ms") {
+            "ms"
+        } else if field.ends_with("_s") {
+            "s"
+        } else {
+            "count"
+        };
         let path = format!("{section}.{field}");
         metrics.push(row(&path, &path, unit, Better::Neither, vals));
     }

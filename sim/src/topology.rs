@@ -217,17 +217,29 @@ impl Topology {
 
     /// The producer process: hands each arriving message to `accept`, then tells the meters
     /// that production has ended.
+    /// A class with its own work (`[workload.class_work]`) draws it here, once per message.
     pub async fn produce(self: Rc<Self>, mut accept: impl FnMut(Message)) {
+        let t = self.clone();
+        self.publish(move |class| {
+            let mut msg = t.meters.produce(class);
+            if let Some(Some(work)) = t.class_work.get(class as usize) {
+                msg.work = work.sample(&mut t.work_rng.borrow_mut()).max(1);
+            }
+            accept(msg);
+        })
+        .await;
+    }
+
+    /// The producer process of a pattern that decides itself what an arrival becomes in the
+    /// ledger (`fan-out`: one message per matching subscription, or none): hands each
+    /// arrival's class to `accept`, then tells the meters that production has ended.
+    pub async fn publish(self: Rc<Self>, mut accept: impl FnMut(u8)) {
         loop {
             let next = self.workload.borrow_mut().next_arrival();
             let Some(t) = next else { break };
             self.sim.sleep_until(SimTime(t)).await;
             let class = self.workload.borrow_mut().class();
-            let mut msg = self.meters.produce(class);
-            if let Some(Some(work)) = self.class_work.get(class as usize) {
-                msg.work = work.sample(&mut self.work_rng.borrow_mut()).max(1);
-            }
-            accept(msg);
+            accept(class);
         }
         self.meters.production_ended();
     }
@@ -237,9 +249,9 @@ impl Topology {
         *self.counters.borrow_mut().entry(name.to_string()).or_default() += by;
     }
 
-    /// Sets the pattern counter `name` to `value` (a ratio or mean the pattern keeps up to
-    /// date, such as `gpu.utilization`).
-    pub fn set_counter(&self, name: &str, value: f64) {
+    /// Sets the pattern field `name` to `value` (a figure computed from the pattern's own
+    /// statistics, such as a percentile).
+    pub fn set(&self, name: &str, value: f64) {
         self.counters.borrow_mut().insert(name.to_string(), value);
     }
 

@@ -292,6 +292,30 @@ impl TableReader for Reader<'_, '_, '_> {
         Ok(true)
     }
 
+    fn array_of_tables(&mut self, key: &str, read: &mut SubTables<'_>) -> Result<bool, TableError> {
+        self.asked.insert(key.to_string());
+        let DeValue::Table(table) = self.raw.get_ref() else { return Ok(false) };
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+            return Ok(false);
+        };
+        let full = self.key(key);
+        let msg = format!("`{full}` must be an array of tables: [[{full}]]");
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(wrap(self.src.at(value.span(), msg)));
+        };
+        for (i, item) in items.iter().enumerate() {
+            if !matches!(item.get_ref(), DeValue::Table(_)) {
+                return Err(wrap(self.src.at(item.span(), msg)));
+            }
+            let t =
+                Taken { name: format!("{full}[{i}]"), key_span: item.span(), value: item.clone() };
+            let mut reader = Reader::new(self.src, self.scenario, &t).map_err(wrap)?;
+            read(&i.to_string(), &mut reader)?;
+            reader.unknown_keys().map_err(wrap)?;
+        }
+        Ok(true)
+    }
+
     fn scenario(&self) -> Option<&Scenario> {
         Some(self.scenario)
     }
@@ -328,6 +352,23 @@ impl TableWriter for Writer {
     fn strings(&mut self, key: &str, value: &[String]) {
         let items: Vec<String> = value.iter().map(|s| super::print::quote(s)).collect();
         self.0.push((key.into(), format!("[{}]", items.join(", "))));
+    }
+
+    fn array_of_tables(
+        &mut self,
+        key: &str,
+        len: usize,
+        write: &mut dyn FnMut(usize, &mut dyn TableWriter),
+    ) {
+        let tables: Vec<String> = (0..len)
+            .map(|i| {
+                let mut w = Writer(Vec::new());
+                write(i, &mut w);
+                let pairs: Vec<String> = w.0.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                format!("{{ {} }}", pairs.join(", "))
+            })
+            .collect();
+        self.0.push((key.into(), format!("[{}]", tables.join(", "))));
     }
 }
 
@@ -436,6 +477,24 @@ impl TableReader for Describe {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": serde_json::Value::Object(sub.0),
+            }),
+        )?;
+        Ok(false)
+    }
+
+    fn array_of_tables(&mut self, key: &str, read: &mut SubTables<'_>) -> Result<bool, TableError> {
+        let mut sub = Describe(serde_json::Map::new());
+        let _ = read("0", &mut sub);
+        self.key::<()>(
+            key,
+            serde_json::json!({
+                "type": "array",
+                "description": "an array of tables",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": serde_json::Value::Object(sub.0),
+                },
             }),
         )?;
         Ok(false)

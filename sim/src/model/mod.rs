@@ -6,6 +6,7 @@
 //! | [`workload`] | arrival processes (constant, Poisson with phases, trace) and message classes |
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
 //! | [`lanes`] | a queue's waiting line split by class (strict priority), and how long each class starves |
+//! | [`event_grid`] | Event Grid push delivery: retry schedule, what each answer means, probation |
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
 //! | [`stream`] | an event stream (Event Hubs): partitions, checkpoints, ownership, the stream breaker, Functions retry policies |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
@@ -22,6 +23,7 @@
 pub mod breaker;
 pub mod cost;
 pub mod cpu;
+pub mod event_grid;
 pub mod gpu;
 pub mod host;
 pub mod lanes;

@@ -80,6 +80,15 @@ impl Services {
         self.names.iter().position(|n| n == name)
     }
 
+    /// Whether service `idx` is in one of its outage windows at `at` (its calls then fail
+    /// at once, like a 503 from a load balancer with no healthy backend).
+    pub fn in_outage(&self, idx: usize, at: Nanos) -> bool {
+        self.inner.borrow()[idx]
+            .faults
+            .iter()
+            .any(|f| matches!(*f, FaultKind::Outage { from, to } if from <= at && at < to))
+    }
+
     /// Decides how a call starting now will go: how long it takes and whether it fails.
     fn plan(&self, idx: usize, now: Nanos) -> (Nanos, Result<(), CallError>) {
         let mut all = self.inner.borrow_mut();

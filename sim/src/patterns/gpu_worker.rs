@@ -325,8 +325,8 @@ impl Gpu {
         let gpu_s = self.t.cost.gpu_seconds();
         let busy_s = self.busy_total() / NS_PER_S as f64;
         let utilization = if gpu_s > 0.0 { (busy_s / gpu_s).min(1.0) } else { 0.0 };
-        self.t.set_counter("gpu.utilization", utilization);
-        self.t.set_counter("gpu.gpu_seconds", gpu_s);
+        self.t.set("gpu.utilization", utilization);
+        self.t.set("gpu.gpu_seconds", gpu_s);
     }
 
     /// One replica, from its start (after the replica start) to its exit.
@@ -405,7 +405,7 @@ impl Gpu {
                 self.items.set(self.items.get() + u64::from(n));
                 self.t.count("gpu.batches", 1.0);
                 let mean = self.items.get() as f64 / self.batches.get() as f64;
-                self.t.set_counter("gpu.batch_size_mean", mean);
+                self.t.set("gpu.batch_size_mean", mean);
                 let now = sim.now_ns();
                 for (d, received) in &batch {
                     self.t.meters.latency(Lat::Handler, d.msg.accepted_at, now - received);
@@ -454,7 +454,7 @@ fn build(t: &Rc<Topology>) {
     for c in COUNTERS {
         t.count(&format!("gpu.{c}"), 0.0); // in every summary, so `[expect]` can name them
     }
-    t.set_counter("gpu.max_safe_batch", f64::from(s.memory.max_batch().min(1_000_000)));
+    t.set("gpu.max_safe_batch", f64::from(s.memory.max_batch().min(1_000_000)));
     t.cost.set_gpu_rate(t.scenario.cost.pricing.get(s.kind.rate).unwrap_or(0.0));
     let queue = t.add_queue("queue", t.scenario.queue.clone());
     let q = queue.clone();

@@ -9,6 +9,7 @@
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
 //! | `event-stream` | [`event_stream`] | Event Hubs partitions, a checkpoint after each batch, retry then park, a stream breaker |
+//! | `fan-out` | [`fan_out`] | one event to every matching subscription (Event Grid): retry schedule, TTL, dead-letter, isolation |
 //! | `gpu-worker` | [`gpu_worker`] | queue-started GPU job replicas, dynamic batching, GPU memory, layered cold start |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
@@ -18,6 +19,7 @@
 pub mod circuit_breaker;
 pub mod competing_consumers;
 pub mod event_stream;
+pub mod fan_out;
 pub mod gpu_worker;
 pub mod load_leveling;
 pub mod priority;
@@ -69,13 +71,14 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 7] = [
+pub static REGISTRY: [&Pattern; 8] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
     &event_stream::PATTERN,
+    &fan_out::PATTERN,
     &gpu_worker::PATTERN,
 ];
 

@@ -62,6 +62,15 @@ pub trait TableReader {
         let _ = read;
         Err(self.invalid(key, "sub-tables are not read here"))
     }
+
+    /// The tables of the array `key` (`[[<table>.<key>]]`, e.g. `[[fan_out.subscriptions]]`),
+    /// in file order: `read(index, reader)` reads each (`index` is `"0"`, `"1"`, ...) with a
+    /// reader of its own, which reports its unknown keys like any table's. `Ok(false)` when
+    /// `key` is absent.
+    fn array_of_tables(&mut self, key: &str, read: &mut SubTables<'_>) -> Result<bool, TableError> {
+        let _ = read;
+        Err(self.invalid(key, "arrays of tables are not read here"))
+    }
     /// The rest of the scenario, already validated (for checks against other tables, such
     /// as a `target` that must name a service, or `order` naming classes); `None` where the
     /// reader has none.
@@ -92,6 +101,17 @@ pub trait TableWriter {
     fn dist(&mut self, key: &str, value: &Dist);
     /// `key = ["a", "b"]`.
     fn strings(&mut self, key: &str, value: &[String]);
+    /// `key = [{ ... }, { ... }]`: an array of `len` tables (`[[<table>.<key>]]`), the
+    /// `i`-th written by `write(i, writer)`. A writer that cannot print arrays of tables
+    /// leaves them out.
+    fn array_of_tables(
+        &mut self,
+        key: &str,
+        len: usize,
+        write: &mut dyn FnMut(usize, &mut dyn TableWriter),
+    ) {
+        let _ = (key, len, write);
+    }
 }
 
 /// A pattern's settings, as the pattern module defines them.
