@@ -38,6 +38,12 @@ enum Command {
     Merge(crate::merge::MergeArgs),
     /// Print the JSON Schema of scenario files (for editors: Taplo, Even Better TOML).
     Schema,
+    /// Measure real hardware for the simulator (`calibrate gpu`: a GPU's batch-latency
+    /// profile; needs a build with `--features gpu`).
+    Calibrate {
+        #[command(subcommand)]
+        what: crate::calibrate::CalibrateCommand,
+    },
 }
 
 /// Options of `sluice run`.
@@ -96,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Capacity(args) => crate::capacity::capacity(&args),
         Command::Merge(args) => crate::merge::merge(&args),
         Command::Schema => crate::schema::print(),
+        Command::Calibrate { what } => crate::calibrate::calibrate(&what),
     };
     outcome.report()
 }

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod calibrate;
 pub mod capacity;
 pub mod check;
 pub mod cli;

@@ -360,6 +360,9 @@ fn more(r: &RunReport, out: &mut String) {
             float(c.messaging_usd, 4)
         ),
     );
+    if c.gpu_usd > 0.0 {
+        row("cost: GPU-seconds".into(), format!("${}", float(c.gpu_usd, 4)));
+    }
     if let Some(w) = &s.web {
         row(
             "web tier: mean · worst interval · alone".into(),

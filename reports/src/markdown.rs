@@ -208,6 +208,9 @@ fn hosting(r: &RunReport, out: &mut String) {
         float(c.executions_usd, 4),
         float(c.messaging_usd, 4)
     );
+    if c.gpu_usd > 0.0 {
+        let _ = writeln!(out, "GPU-seconds: ${} (in the total).\n", float(c.gpu_usd, 4));
+    }
     if let Some(w) = &s.web {
         let _ = writeln!(
             out,

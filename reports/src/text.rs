@@ -122,7 +122,7 @@ fn hosting(r: &RunReport, out: &mut String) {
     let per_million = usd_or_dash(c.per_million_messages_usd);
     let _ = writeln!(
         out,
-        "  {:<11} ${} total ({} per million messages; compute ${}, executions ${}, messaging ${}; \
+        "  {:<11} ${} total ({} per million messages; compute ${}, executions ${}, messaging ${}{}; \
          {} pricing)",
         "cost",
         float(c.total_usd, 4),
@@ -130,6 +130,7 @@ fn hosting(r: &RunReport, out: &mut String) {
         float(c.compute_usd, 4),
         float(c.executions_usd, 4),
         float(c.messaging_usd, 4),
+        gpu_part(c.gpu_usd),
         c.pricing
     );
     if let Some(w) = &s.web {
@@ -162,4 +163,9 @@ fn expectations(r: &RunReport, out: &mut String) {
     if !r.passed() && !r.meta.command.is_empty() {
         let _ = writeln!(out, "  {:<11} {}", "replay", r.meta.command);
     }
+}
+
+/// `, gpu $X` for runs billed GPU-seconds (GPU workers), else nothing.
+fn gpu_part(gpu_usd: f64) -> String {
+    if gpu_usd > 0.0 { format!(", gpu ${}", float(gpu_usd, 4)) } else { String::new() }
 }

@@ -6,6 +6,7 @@
 //! [`crate::RunOptions::checks`] carries its violations in
 //! [`crate::results::RunResults::violations`].
 
+pub mod gpu;
 pub mod priority;
 pub mod stream;
 

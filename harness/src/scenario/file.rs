@@ -173,6 +173,8 @@ pub(crate) struct CostFile {
     pub worker_instance_hour_usd: Field,
     pub service_bus_per_million_operations_usd: Field,
     pub storage_queue_per_10k_operations_usd: Field,
+    pub gpu_t4_s_usd: Field,
+    pub gpu_a100_s_usd: Field,
     pub free_consumption_executions: Field,
     pub free_consumption_gb_s: Field,
     pub free_aca_vcpu_s: Field,
@@ -182,7 +184,7 @@ pub(crate) struct CostFile {
 impl CostFile {
     /// The rate overrides, by rate name (`gb_second_usd` and `per_million_executions_usd`
     /// are design.md's names for the Consumption rates).
-    pub(crate) fn overrides(&self) -> [(&'static str, &Field); 19] {
+    pub(crate) fn overrides(&self) -> [(&'static str, &Field); 21] {
         [
             ("consumption_gb_s_usd", &self.consumption_gb_s_usd),
             (
@@ -205,6 +207,8 @@ impl CostFile {
                 &self.service_bus_per_million_operations_usd,
             ),
             ("storage_queue_per_10k_operations_usd", &self.storage_queue_per_10k_operations_usd),
+            ("gpu_t4_s_usd", &self.gpu_t4_s_usd),
+            ("gpu_a100_s_usd", &self.gpu_a100_s_usd),
             ("free_consumption_executions", &self.free_consumption_executions),
             ("free_consumption_gb_s", &self.free_consumption_gb_s),
             ("free_aca_vcpu_s", &self.free_aca_vcpu_s),

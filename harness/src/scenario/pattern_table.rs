@@ -257,6 +257,28 @@ impl TableReader for Reader<'_, '_, '_> {
         Ok(true)
     }
 
+    fn file(&mut self, key: &str) -> Result<Option<(String, String)>, TableError> {
+        let full = self.key(key);
+        let Some(v) = self.raw(key)? else { return Ok(None) };
+        let name = values::string(self.src, &v, &full).map_err(wrap)?;
+        let path = self.src.relative(&name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some((name, text))),
+            Err(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound => "no such file".to_string(),
+                    _ => e.to_string(),
+                };
+                let msg = format!("cannot read `{full}` file {name:?} ({}): {why}", path.display());
+                Err(wrap(
+                    self.src
+                        .at(v.span(), msg)
+                        .note("paths are relative to the scenario file's folder"),
+                ))
+            }
+        }
+    }
+
     fn table(&mut self, key: &str, read: &mut SubTable<'_>) -> Result<bool, TableError> {
         self.asked.insert(key.to_string());
         let DeValue::Table(table) = self.raw.get_ref() else { return Ok(false) };
@@ -415,6 +437,13 @@ impl TableReader for Describe {
 
     fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, TableError> {
         self.key(key, serde_json::json!({ "type": "array", "items": { "type": "string" } }))
+    }
+
+    fn file(&mut self, key: &str) -> Result<Option<(String, String)>, TableError> {
+        self.key(
+            key,
+            serde_json::json!({ "type": "string", "description": "a file, relative to the scenario" }),
+        )
     }
 
     fn invalid(&self, key: &str, message: &str) -> TableError {

@@ -24,7 +24,7 @@ pub fn to_toml(s: &Scenario) -> String {
         out.str("latency", &s.store.latency.to_string());
         out.str("commit_latency", &s.store.commit_latency.to_string());
     }
-    consumer(&mut out, &s.consumer);
+    consumer(&mut out, &s.consumer, s.hosting.plan.elastic());
     hosting(&mut out, &s.hosting);
     for (name, svc) in &s.services {
         service(&mut out, name, svc);
@@ -180,9 +180,13 @@ fn queue(out: &mut Out, q: &QueueSpec) {
     }
 }
 
-fn consumer(out: &mut Out, c: &ConsumerSpec) {
+fn consumer(out: &mut Out, c: &ConsumerSpec, elastic: bool) {
     out.table("consumer");
-    out.raw("instances", c.instances);
+    if elastic {
+        out.line("# instances: decided by the autoscaler ([scaling])");
+    } else {
+        out.raw("instances", c.instances);
+    }
     out.raw("concurrency", c.concurrency);
     out.raw("batch_size", c.batch_size);
     out.str("work", &c.work.to_string());
@@ -227,7 +231,9 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
             out.dur("drain_grace", g);
         }
         out.str("cold_start", &s.cold_start.to_string());
-        out.raw("prewarmed", s.prewarmed);
+        if h.plan == Plan::FunctionsPremium {
+            out.raw("prewarmed", s.prewarmed);
+        }
     }
     if h.plan == Plan::WebJob {
         out.table("web");

@@ -54,6 +54,13 @@ impl WaitList {
         }
     }
 
+    /// Withdraws the current process from the list (after a wait that ended some other
+    /// way, such as a timer), so that a later notification goes to a process that waits.
+    pub fn cancel(&self, sim: &Sim) {
+        let me = sim.current();
+        self.waiters.borrow_mut().retain(|w| *w != me);
+    }
+
     /// Number of registered waiters (stale entries of aborted processes included).
     pub fn len(&self) -> usize {
         self.waiters.borrow().len()

@@ -8,6 +8,7 @@
 //! | Premium | vCPU-s + GB-s of every allocated instance (running, starting, pre-warmed) |
 //! | Container Apps job | vCPU-s + GiB-s of every running replica, cold start included |
 //! | Worker, WebJob | instance-hours |
+//! | GPU workers | GPU-seconds of every replica (on top of its plan's meters), at the GPU kind's rate |
 //! | broker | Service Bus per million operations, Storage Queue per 10,000 |
 //!
 //! Free grants (monthly) are subtracted only with `free_grant = true`, prorated to the
@@ -50,6 +51,8 @@ struct Totals {
     instance_s: f64,
     vcpu_s: f64,
     gb_s: f64,
+    gpu_s: f64,
+    gpu_usd: f64,
 }
 
 /// The cost meter of one run.
@@ -58,6 +61,8 @@ pub struct CostMeter {
     spec: CostSpec,
     queue: QueueKind,
     totals: RefCell<Totals>,
+    /// USD per GPU-second of every instance, when the pool's instances have a GPU.
+    gpu_rate: std::cell::Cell<Option<f64>>,
 }
 
 impl CostMeter {
@@ -68,7 +73,19 @@ impl CostMeter {
             spec: spec.clone(),
             queue,
             totals: RefCell::new(Totals::default()),
+            gpu_rate: std::cell::Cell::new(None),
         }
+    }
+
+    /// Every instance has one GPU billed at `usd_per_s` per second it is allocated (a GPU
+    /// worker's replicas: Container Apps bills GPU-seconds as a meter of their own).
+    pub fn set_gpu_rate(&self, usd_per_s: f64) {
+        self.gpu_rate.set(Some(usd_per_s));
+    }
+
+    /// GPU-seconds billed so far.
+    pub fn gpu_seconds(&self) -> f64 {
+        self.totals.borrow().gpu_s
     }
 
     fn gb(&self) -> f64 {
@@ -121,6 +138,10 @@ impl CostMeter {
         let s = time as f64 / NS_PER_S as f64;
         let mut t = self.totals.borrow_mut();
         t.instance_s += s;
+        if let Some(rate) = self.gpu_rate.get() {
+            t.gpu_s += s;
+            t.gpu_usd += s * rate;
+        }
         match self.hosting.plan {
             Plan::Worker | Plan::WebJob => {
                 t.compute_usd += time as f64 / NS_PER_H as f64 * p.worker_instance_hour;
@@ -177,8 +198,8 @@ impl CostMeter {
             compute_usd,
             executions_usd,
             messaging_usd,
-            gpu_usd: 0.0,
-            total_usd: compute_usd + executions_usd + messaging_usd,
+            gpu_usd: t.gpu_usd,
+            total_usd: compute_usd + executions_usd + messaging_usd + t.gpu_usd,
             executions: t.executions,
             instance_seconds: t.instance_s,
             vcpu_seconds: t.vcpu_s,

@@ -65,6 +65,9 @@ pub struct Instance {
     pub rng: RefCell<Rng>,
     /// A Container Apps job replica: exits once the queue is empty and its handlers are done.
     pub exit_when_idle: bool,
+    /// When this incarnation was allocated (before its cold start): a Container Apps job
+    /// replica's timeout counts from here.
+    pub launched: Nanos,
     always_ready: bool,
     billed_until: Cell<Nanos>,
     busy_since: Cell<Nanos>,
@@ -310,6 +313,7 @@ impl Host {
         self.incarnations.set(n + 1);
         let now = self.sim.now_ns();
         let inst = Rc::new(Instance {
+            launched: now,
             index,
             // Unique across pools: aborting this instance's processes touches no other pool's.
             group: self.sim.new_group(),

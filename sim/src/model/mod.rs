@@ -13,6 +13,7 @@
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
 //! | [`cost`] | billing per hosting plan |
+//! | [`gpu`] | a GPU's batch latency (a line or a measured profile), memory, and the GPU kinds |
 //! | [`trigger`] | the Functions queue trigger's receive loop: batches, `newBatchThreshold`, polling back-off |
 //! | [`worker`] | the standard handler: work, call the services, complete or abandon |
 //! | [`scaler`] | target-based autoscaling (Functions scale controller, KEDA) |
@@ -24,6 +25,7 @@ pub mod breaker;
 pub mod cost;
 pub mod cpu;
 pub mod event_grid;
+pub mod gpu;
 pub mod host;
 pub mod lanes;
 pub mod meters;

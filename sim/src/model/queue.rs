@@ -377,6 +377,30 @@ impl Queue {
         }
     }
 
+    /// Receives up to `max` messages, waiting for the first until `until` at the latest
+    /// (`None`: as long as it takes): a receive with a server wait time, as Service Bus's
+    /// `ReceiveMessagesAsync(maxMessages, maxWaitTime)`. Returns with `out` empty when the
+    /// wait ran out.
+    pub async fn receive_within(
+        &self,
+        max: u32,
+        holder: u32,
+        out: &mut Vec<Delivery>,
+        until: Option<Nanos>,
+    ) {
+        loop {
+            self.try_receive(max, holder, out);
+            if !out.is_empty() || until.is_some_and(|u| self.sim.now_ns() >= u) {
+                return;
+            }
+            if let Some(u) = until {
+                self.sim.wake_at(SimTime(u));
+            }
+            self.arrivals.wait(&self.sim).await;
+            self.arrivals.cancel(&self.sim);
+        }
+    }
+
     fn lookup<'a>(q: &'a mut Inner, d: &Delivery) -> Option<&'a mut Msg> {
         let m = q.msgs.get_mut(d.cell as usize)?;
         (m.state != State::Free && m.msg.id == d.msg.id).then_some(m)

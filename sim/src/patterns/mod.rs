@@ -12,6 +12,7 @@
 //! | `fan-out` | [`fan_out`] | one event to every matching subscription (Event Grid): retry schedule, TTL, dead-letter, isolation |
 //! | `outbox` | [`outbox`] | state and event in one transaction, a relay, an idempotent consumer; the dual write loses events |
 //! | `fire-and-forget` | [`fire_and_forget`] | work in an in-memory channel of the web process: lost on a crash or restart |
+//! | `gpu-worker` | [`gpu_worker`] | queue-started GPU job replicas, dynamic batching, GPU memory, layered cold start |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
 //! and processes, and its invariant checkers. Adding a pattern is one module and one line in
@@ -22,6 +23,7 @@ pub mod competing_consumers;
 pub mod event_stream;
 pub mod fan_out;
 pub mod fire_and_forget;
+pub mod gpu_worker;
 pub mod load_leveling;
 pub mod outbox;
 pub mod priority;
@@ -73,7 +75,7 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 9] = [
+pub static REGISTRY: [&Pattern; 10] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
@@ -83,6 +85,7 @@ pub static REGISTRY: [&Pattern; 9] = [
     &fan_out::PATTERN,
     &outbox::PATTERN,
     &fire_and_forget::PATTERN,
+    &gpu_worker::PATTERN,
 ];
 
 /// The registry entry of `kind`.

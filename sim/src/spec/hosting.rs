@@ -292,6 +292,10 @@ pub struct Pricing {
     pub service_bus_per_million_ops: f64,
     /// Storage Queue: USD per 10,000 operations.
     pub storage_queue_per_10k_ops: f64,
+    /// Container Apps serverless GPU, NVIDIA T4: USD per GPU-second of a running replica.
+    pub gpu_t4_s: f64,
+    /// Container Apps serverless GPU, NVIDIA A100: USD per GPU-second of a running replica.
+    pub gpu_a100_s: f64,
     /// Monthly free grants, applied only with `free_grant = true`: Consumption executions,
     /// Consumption GB-seconds, Container Apps vCPU-seconds and GiB-seconds.
     pub free_consumption_executions: f64,
@@ -305,7 +309,7 @@ pub struct Pricing {
 
 impl Pricing {
     /// The names of the rates, as written in pricing files and `[cost]` overrides.
-    pub const RATES: [&'static str; 17] = [
+    pub const RATES: [&'static str; 19] = [
         "consumption_gb_s_usd",
         "consumption_per_million_executions_usd",
         "flex_on_demand_gb_s_usd",
@@ -319,6 +323,8 @@ impl Pricing {
         "worker_instance_hour_usd",
         "service_bus_per_million_operations_usd",
         "storage_queue_per_10k_operations_usd",
+        "gpu_t4_s_usd",
+        "gpu_a100_s_usd",
         "free_consumption_executions",
         "free_consumption_gb_s",
         "free_aca_vcpu_s",
@@ -342,6 +348,8 @@ impl Pricing {
             worker_instance_hour: 0.0,
             service_bus_per_million_ops: 0.0,
             storage_queue_per_10k_ops: 0.0,
+            gpu_t4_s: 0.0,
+            gpu_a100_s: 0.0,
             free_consumption_executions: 0.0,
             free_consumption_gb_s: 0.0,
             free_aca_vcpu_s: 0.0,
@@ -382,6 +390,8 @@ impl Pricing {
             "worker_instance_hour_usd" => &mut self.worker_instance_hour,
             "service_bus_per_million_operations_usd" => &mut self.service_bus_per_million_ops,
             "storage_queue_per_10k_operations_usd" => &mut self.storage_queue_per_10k_ops,
+            "gpu_t4_s_usd" => &mut self.gpu_t4_s,
+            "gpu_a100_s_usd" => &mut self.gpu_a100_s,
             "free_consumption_executions" => &mut self.free_consumption_executions,
             "free_consumption_gb_s" => &mut self.free_consumption_gb_s,
             "free_aca_vcpu_s" => &mut self.free_aca_vcpu_s,

@@ -50,6 +50,11 @@ pub trait TableReader {
         let _ = read;
         Err(self.invalid(key, "sub-tables are not read here"))
     }
+    /// The text of the file named by the string at `key`, read relative to the scenario
+    /// file's folder, as `(the name as written, text)`. `Ok(None)` when `key` is absent.
+    fn file(&mut self, key: &str) -> Result<Option<(String, String)>, TableError> {
+        Err(self.invalid(key, "files are not read here"))
+    }
     /// The one sub-table `key` (`[<table>.<key>]`, e.g. `[stream.breaker]`): `read(reader)`
     /// reads it with a reader of its own, which reports its unknown keys like any table's.
     /// `Ok(false)` when `key` is absent. Print its keys back as `<key>.<name>`.
