@@ -9,6 +9,7 @@
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
+//! | [`lease`] | a lease lock with expiry and fencing tokens (blob lease, Redis `SET NX PX`) |
 //! | [`cost`] | billing per hosting plan |
 //! | [`trigger`] | the Functions queue trigger's receive loop: batches, `newBatchThreshold`, polling back-off |
 //! | [`worker`] | the standard handler: work, call the services, complete or abandon |
@@ -21,6 +22,7 @@ pub mod breaker;
 pub mod cost;
 pub mod host;
 pub mod lanes;
+pub mod lease;
 pub mod meters;
 pub mod queue;
 pub mod retry;
