@@ -149,17 +149,6 @@ fn check(s: &Settings, t: &dyn TableReader) -> Result<(), TableError> {
     }
     let scenario = t.scenario();
     let steps = s.steps.clone().or_else(|| scenario.map(|sc| sc.consumer.calls.clone()));
-    if let (Some(comps), Some(steps)) = (&s.compensations, &steps) {
-        for (step, _) in comps {
-            if !steps.contains(step) {
-                let msg = format!(
-                    "`compensations` names \"{step}\", which is not a step (the steps are: {})",
-                    steps.join(", ")
-                );
-                return Err(t.invalid("compensations", &msg));
-            }
-        }
-    }
     let Some(scenario) = scenario else { return Ok(()) };
     let known: Vec<&str> = scenario.services.keys().map(String::as_str).collect();
     let missing = |name: &str| !scenario.services.contains_key(name);
@@ -173,6 +162,17 @@ fn check(s: &Settings, t: &dyn TableReader) -> Result<(), TableError> {
     for step in steps.iter().flatten() {
         if missing(step) {
             return Err(services("steps", step));
+        }
+    }
+    if let (Some(comps), Some(steps)) = (&s.compensations, &steps) {
+        for (step, _) in comps {
+            if !steps.contains(step) {
+                let msg = format!(
+                    "`compensations` names \"{step}\", which is not a step (the steps are: {})",
+                    steps.join(", ")
+                );
+                return Err(t.invalid("compensations", &msg));
+            }
         }
     }
     for (_, comp) in s.compensations.iter().flatten() {
