@@ -309,6 +309,26 @@ pub fn swarm_faults(s: &Scenario, seed: u64) -> String {
         };
         faults.push(fault);
     }
+    // The pattern's own processes (a relay, a web app): crashes and graceful restarts. No
+    // draw for a pattern without any, so older swarms replay as they were.
+    let processes = sim::patterns::lookup(s.pattern).processes;
+    for _ in 0..if processes.is_empty() { 0 } else { rng.below(3) } {
+        let target = processes[rng.below(processes.len() as u64) as usize];
+        let at = rng.below(duration_s);
+        let down = 1 + rng.below(60);
+        faults.push(if rng.chance(0.3) {
+            format!(
+                "{{kind = \"restart\", target = \"{target}\", at = \"{at}s\", grace = \"{}s\", \
+                 restart_after = \"{down}s\"}}",
+                rng.below(30)
+            )
+        } else {
+            format!(
+                "{{kind = \"crash\", target = \"{target}\", at = \"{at}s\", restart_after = \
+                 \"{down}s\"}}"
+            )
+        });
+    }
     format!("faults=[{}]", faults.join(", "))
 }
 

@@ -442,10 +442,13 @@ mod tests {
 
     #[test]
     fn a_streamed_file_has_the_bytes_of_write_csv() {
+        let columns: std::rc::Rc<[String]> = vec!["breaker.open".to_string()].into();
         let rows: Vec<sim::results::IntervalRow> = (1..=5)
             .map(|i| sim::results::IntervalRow {
                 t: i * 10_000_000_000,
                 arrivals: i,
+                state: vec![(i % 2) as f64],
+                state_columns: columns.clone(),
                 ..Default::default()
             })
             .collect();
@@ -458,7 +461,10 @@ mod tests {
         let report_rows: Vec<reports::TimeseriesRow> =
             rows.iter().map(reports::TimeseriesRow::from).collect();
         let mut at_once = Vec::new();
-        reports::timeseries::write_csv(&report_rows, &mut at_once).unwrap();
+        reports::timeseries::write_csv(&report_rows, &columns, &mut at_once).unwrap();
         assert_eq!(streamed, at_once);
+        let text = String::from_utf8(at_once).unwrap();
+        assert!(text.lines().next().unwrap().ends_with(",in_progress,breaker.open"), "{text}");
+        assert!(text.lines().nth(1).unwrap().ends_with(",0,1.0"), "{text}");
     }
 }

@@ -155,6 +155,7 @@ pub fn run_charts(r: &RunReport) -> Vec<Chart> {
         ),
     ]
     .into_iter()
+    .chain(state_charts(r, &time))
     .chain(r.summary.web.is_some().then(|| {
         time(
             "web-latency",
@@ -168,6 +169,65 @@ pub fn run_charts(r: &RunReport) -> Vec<Chart> {
         )
     }))
     .collect()
+}
+
+/// Makes a time chart: `(id, title, y label, series)`.
+type TimeChart<'a> = dyn Fn(&str, &str, &str, Vec<Series>) -> Chart + 'a;
+
+/// The pattern's state over time, from its gauge columns: one chart per kind of gauge.
+/// Columns named alike except for their middle (`fan_out.billing.pending`,
+/// `fan_out.audit.pending`) share a chart, one line each.
+fn state_charts(r: &RunReport, time: &TimeChart<'_>) -> Vec<Chart> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, column) in r.state_columns.iter().enumerate() {
+        let key = state_group(column);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    let colors = [BLUE, ORANGE, GREEN, RED, PURPLE, TEAL, BROWN, GREY];
+    groups
+        .into_iter()
+        .map(|(key, members)| {
+            let series = members
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    let column = &r.state_columns[i];
+                    let label = if members.len() == 1 { column.clone() } else { middle(column) };
+                    let points = r
+                        .timeseries
+                        .iter()
+                        .map(|row| (row.t_s, row.state.get(i).copied().unwrap_or(f64::NAN)))
+                        .collect();
+                    Series { label, color: colors[k % colors.len()], points }
+                })
+                .collect();
+            let parts: Vec<&str> = key.split(['.', '*']).filter(|p| !p.is_empty()).collect();
+            let id = format!("state-{}", parts.join("-"));
+            let title = format!("Pattern state: {key}");
+            time(&id, &title, "level at each interval's end", series)
+        })
+        .collect()
+}
+
+/// `a.b.c` -> `a.*.c`; names with fewer than three parts stand for themselves.
+fn state_group(column: &str) -> String {
+    let parts: Vec<&str> = column.split('.').collect();
+    if parts.len() < 3 {
+        return column.to_string();
+    }
+    format!("{}.*.{}", parts[0], parts[parts.len() - 1])
+}
+
+/// The middle of `a.b.c` (`b`), the whole name otherwise.
+fn middle(column: &str) -> String {
+    let parts: Vec<&str> = column.split('.').collect();
+    if parts.len() < 3 {
+        return column.to_string();
+    }
+    parts[1..parts.len() - 1].join(".")
 }
 
 /// The overlaid charts of a comparison, one colour per run: end-to-end latency spectrum,

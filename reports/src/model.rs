@@ -44,6 +44,10 @@ pub struct RunReport {
     pub summary: Summary,
     /// `timeseries.csv`, one row per interval.
     pub timeseries: Vec<TimeseriesRow>,
+    /// The pattern-state columns of `timeseries.csv` (gauges such as `breaker.open`), in the
+    /// order of each row's `state`.
+    #[serde(default)]
+    pub state_columns: Vec<String>,
     /// The fault timeline, in schedule order.
     pub faults: Vec<FaultWindow>,
     /// Latency histograms by name (nanoseconds), lossless.
@@ -62,6 +66,7 @@ impl RunReport {
             interval_s: ns_to_s(results.interval),
             summary,
             timeseries: results.timeseries.iter().map(TimeseriesRow::from).collect(),
+            state_columns: results.state_columns.clone(),
             faults: results.faults.iter().map(|f| FaultWindow::new(&f.target, &f.kind)).collect(),
             histograms: results
                 .latency
@@ -252,6 +257,7 @@ impl Summary {
             extra: extra.iter().map(|k| (k.to_string(), 0.0)).collect(),
             sections: Default::default(),
             timeseries: Default::default(),
+            state_columns: Vec::new(),
             completed_peak_interval: 0,
             limit_stop: None,
             interval: scenario.interval,
@@ -632,6 +638,10 @@ pub struct TimeseriesRow {
     /// jobs): `in_flight - backlog`.
     #[serde(default)]
     pub in_progress: u64,
+    /// The pattern's gauges at the end of the interval (the columns after the fixed ones,
+    /// named by [`RunReport::state_columns`]).
+    #[serde(skip)]
+    pub state: Vec<f64>,
 }
 
 impl From<&sim::results::IntervalRow> for TimeseriesRow {
@@ -652,6 +662,7 @@ impl From<&sim::results::IntervalRow> for TimeseriesRow {
             latency_p99_ms: ns_to_ms(r.latency_p99_ns),
             cost_usd: round_dp(r.cost_usd, 6),
             web_latency_ms: ns_to_ms(r.web_latency_ns),
+            state: r.state.clone(),
         }
     }
 }
@@ -681,6 +692,13 @@ impl FaultWindow {
             FaultKind::RenewalFailure { .. } => "lock renewals fail".into(),
             FaultKind::Latency { add, .. } => format!("+{}", format_duration(*add)),
             FaultKind::ErrorRate { error_rate, .. } => format!("error rate {error_rate}"),
+            FaultKind::Restart { grace, restart_after, .. } => {
+                format!(
+                    "graceful, {} grace, back after {}",
+                    format_duration(*grace),
+                    format_duration(*restart_after)
+                )
+            }
             FaultKind::Crash { instances, restart_after, .. } => {
                 let n = if *instances == 1 {
                     "1 instance".into()

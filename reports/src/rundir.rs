@@ -153,7 +153,7 @@ fn write_dir(
         written.push(csv_path);
     } else {
         let mut csv = Vec::new();
-        timeseries::write_csv(&report.timeseries, &mut csv)
+        timeseries::write_csv(&report.timeseries, &report.state_columns, &mut csv)
             .map_err(|source| ReportError::Csv { path: csv_path.clone(), source })?;
         write_file(&csv_path, &csv, &mut written)?;
     }
@@ -241,7 +241,7 @@ pub fn read_run_dir(dir: &Path) -> Result<RunReport, ReportError> {
         .map_err(|source| ReportError::Json { path: path.clone(), source })?;
     let path = dir.join("timeseries.csv");
     let file = fs::File::open(&path).map_err(|e| ReportError::io("read", &path, e))?;
-    let timeseries = timeseries::read_csv(std::io::BufReader::new(file))
+    let (timeseries, state_columns) = timeseries::read_csv(std::io::BufReader::new(file))
         .map_err(|source| ReportError::Csv { path: path.clone(), source })?;
     let path = dir.join("run.json");
     let run: RunFile = serde_json::from_slice(&read(&path)?)
@@ -266,6 +266,7 @@ pub fn read_run_dir(dir: &Path) -> Result<RunReport, ReportError> {
         interval_s: run.interval_s,
         summary,
         timeseries,
+        state_columns,
         faults: run.faults,
         histograms,
     })

@@ -36,21 +36,45 @@ pub const COLUMNS: [&str; 15] = [
 pub struct CsvStream<W: io::Write> {
     out: W,
     buf: Vec<u8>,
+    /// The header has not been written yet: it is, with the pattern-state columns, before
+    /// the first row (or when the stream is flushed).
+    header_pending: bool,
+    state_columns: Vec<String>,
 }
 
 impl<W: io::Write> CsvStream<W> {
     const FLUSH_AT: usize = 1 << 16;
 
-    /// Starts the file: writes the header.
+    /// Starts the file. Its header is written with the first row: [`COLUMNS`], then the
+    /// pattern-state columns ([`CsvStream::state_columns`], or those of the first interval
+    /// streamed).
     pub fn new(out: W) -> Result<CsvStream<W>, csv::Error> {
-        let mut buf = Vec::with_capacity(Self::FLUSH_AT + 512);
-        buf.extend_from_slice(COLUMNS.join(",").as_bytes());
-        buf.push(b'\n');
-        Ok(CsvStream { out, buf })
+        let buf = Vec::with_capacity(Self::FLUSH_AT + 512);
+        Ok(CsvStream { out, buf, header_pending: true, state_columns: Vec::new() })
+    }
+
+    /// Names the pattern-state columns (before the first row).
+    pub fn state_columns(mut self, columns: &[String]) -> Self {
+        self.state_columns = columns.to_vec();
+        self
+    }
+
+    fn header(&mut self) {
+        if !self.header_pending {
+            return;
+        }
+        self.header_pending = false;
+        self.buf.extend_from_slice(COLUMNS.join(",").as_bytes());
+        for c in &self.state_columns {
+            self.buf.push(b',');
+            self.buf.extend_from_slice(c.as_bytes());
+        }
+        self.buf.push(b'\n');
     }
 
     /// Writes one row.
     pub fn row(&mut self, r: &TimeseriesRow) -> Result<(), csv::Error> {
+        self.header();
         let mut ints = itoa::Buffer::new();
         let mut floats = ryu::Buffer::new();
         let b = &mut self.buf;
@@ -71,6 +95,10 @@ impl<W: io::Write> CsvStream<W> {
         }
         b.push(b',');
         b.extend_from_slice(ints.format(r.in_progress).as_bytes());
+        for x in &r.state {
+            b.push(b',');
+            b.extend_from_slice(floats.format(*x).as_bytes());
+        }
         b.push(b'\n');
         if b.len() >= Self::FLUSH_AT {
             self.out.write_all(&self.buf)?;
@@ -81,11 +109,15 @@ impl<W: io::Write> CsvStream<W> {
 
     /// Writes one interval of the simulator's time series.
     pub fn interval(&mut self, row: &sim::results::IntervalRow) -> Result<(), csv::Error> {
+        if self.header_pending && self.state_columns.is_empty() {
+            self.state_columns = row.state_columns.to_vec();
+        }
         self.row(&TimeseriesRow::from(row))
     }
 
     /// Hands every row written so far to the underlying writer, and flushes it.
     pub fn flush(&mut self) -> Result<(), csv::Error> {
+        self.header();
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         self.out.flush()?;
@@ -104,9 +136,14 @@ impl<W: io::Write> CsvStream<W> {
     }
 }
 
-/// Writes the rows as CSV with a header (also when there are no rows).
-pub fn write_csv<W: io::Write>(rows: &[TimeseriesRow], out: W) -> Result<(), csv::Error> {
-    let mut w = CsvStream::new(out)?;
+/// Writes the rows as CSV with a header (also when there are no rows); `state_columns` names
+/// the rows' pattern-state values.
+pub fn write_csv<W: io::Write>(
+    rows: &[TimeseriesRow],
+    state_columns: &[String],
+    out: W,
+) -> Result<(), csv::Error> {
+    let mut w = CsvStream::new(out)?.state_columns(state_columns);
     for r in rows {
         w.row(r)?;
     }
@@ -118,23 +155,38 @@ pub fn write_csv<W: io::Write>(rows: &[TimeseriesRow], out: W) -> Result<(), csv
 /// downsamples them (at most [`Downsampled::DEFAULT_CAP`] rows; a file with fewer rows is
 /// read exactly). Memory stays bounded whatever the file's length.
 ///
+/// Columns after [`COLUMNS`] are the pattern's state (gauges); they are returned, in file
+/// order, with the rows.
+///
 /// Files written before the `in_progress` column existed used `in_flight` for what is now
 /// `in_progress` (messages held, not waiting); they are read in today's meaning
 /// (`in_flight = backlog + in_progress`).
-pub fn read_csv<R: io::Read>(input: R) -> Result<Vec<TimeseriesRow>, csv::Error> {
+pub fn read_csv<R: io::Read>(input: R) -> Result<(Vec<TimeseriesRow>, Vec<String>), csv::Error> {
     let mut d = Downsampled::new(Downsampled::<TimeseriesRow>::DEFAULT_CAP);
     let mut reader = csv::Reader::from_reader(input);
-    let old = !reader.headers()?.iter().any(|h| h == "in_progress");
-    for row in reader.deserialize() {
-        let mut row: TimeseriesRow = row?;
+    let headers = reader.headers()?.clone();
+    let old = !headers.iter().any(|h| h == "in_progress");
+    let state: Vec<(usize, String)> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !COLUMNS.contains(h))
+        .map(|(i, h)| (i, h.to_string()))
+        .collect();
+    for record in reader.records() {
+        let record = record?;
+        let mut row: TimeseriesRow = record.deserialize(Some(&headers))?;
         if old {
             row.in_progress = row.in_flight;
             row.in_flight = row.backlog + row.in_progress;
         }
+        row.state = state
+            .iter()
+            .map(|(i, _)| record.get(*i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+            .collect();
         d.push(row);
     }
     d.finish();
-    Ok(d.to_vec())
+    Ok((d.to_vec(), state.into_iter().map(|(_, c)| c).collect()))
 }
 
 /// The same merge as [`sim::results::IntervalRow`]'s, on rounded values (every merge there is
@@ -156,6 +208,7 @@ impl Merge for TimeseriesRow {
         self.web_latency_ms = self.web_latency_ms.max(b.web_latency_ms);
         self.latency_p50_ms = self.latency_p50_ms.max(b.latency_p50_ms);
         self.latency_p99_ms = self.latency_p99_ms.max(b.latency_p99_ms);
+        sim::model::series::merge_state(&mut self.state, &b.state);
     }
 }
 
@@ -173,7 +226,7 @@ mod tests {
             ..TimeseriesRow::default()
         }];
         let mut buf = Vec::new();
-        write_csv(&rows, &mut buf).unwrap();
+        write_csv(&rows, &[], &mut buf).unwrap();
         let text = String::from_utf8(buf.clone()).unwrap();
         assert_eq!(text.lines().next().unwrap(), COLUMNS.join(","));
         assert_eq!(text.lines().nth(1).unwrap(), "10.0,100,98,0,0,0,0,0,0,0,12.345,0.0,0.0,0.0,0");
@@ -182,10 +235,31 @@ mod tests {
         w.serialize(&rows[0]).unwrap();
         let by_serde = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert_eq!(by_serde.lines().next().unwrap(), COLUMNS.join(","));
-        assert_eq!(read_csv(buf.as_slice()).unwrap(), rows);
+        assert_eq!(read_csv(buf.as_slice()).unwrap(), (rows, vec![]));
         let mut empty = Vec::new();
-        write_csv(&[], &mut empty).unwrap();
-        assert_eq!(read_csv(empty.as_slice()).unwrap(), vec![]);
+        write_csv(&[], &[], &mut empty).unwrap();
+        assert_eq!(read_csv(empty.as_slice()).unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn pattern_state_columns_follow_the_fixed_ones_and_read_back() {
+        let columns = vec!["stream.lag".to_string(), "stream.paused".to_string()];
+        let rows: Vec<TimeseriesRow> = (1..=3)
+            .map(|i| TimeseriesRow {
+                t_s: 10.0 * i as f64,
+                state: vec![100.0 * i as f64, (i % 2) as f64],
+                ..TimeseriesRow::default()
+            })
+            .collect();
+        let mut buf = Vec::new();
+        write_csv(&rows, &columns, &mut buf).unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            format!("{},stream.lag,stream.paused", COLUMNS.join(","))
+        );
+        assert!(text.lines().nth(2).unwrap().ends_with(",200.0,0.0"), "{text}");
+        assert_eq!(read_csv(buf.as_slice()).unwrap(), (rows, columns));
     }
 
     #[test]
@@ -193,7 +267,7 @@ mod tests {
         let old = "t_s,arrivals,completed,failed,dead_lettered,backlog,in_flight,instances,\
                    expired,rejected,latency_p50_ms,latency_p99_ms,cost_usd,web_latency_ms\n\
                    10.0,100,98,0,0,3,5,1,0,0,1.0,2.0,0.0,0.0\n";
-        let rows = read_csv(old.as_bytes()).unwrap();
+        let (rows, _) = read_csv(old.as_bytes()).unwrap();
         assert_eq!((rows[0].backlog, rows[0].in_progress, rows[0].in_flight), (3, 5, 8));
     }
 
@@ -239,7 +313,7 @@ mod tests {
             ..TimeseriesRow::default()
         });
         let mut fast = Vec::new();
-        write_csv(&rows, &mut fast).unwrap();
+        write_csv(&rows, &[], &mut fast).unwrap();
         assert_eq!(
             String::from_utf8(fast).unwrap(),
             String::from_utf8(by_csv_crate(&rows)).unwrap()
@@ -251,7 +325,7 @@ mod tests {
         let raw: Vec<_> = (0..50).map(interval).collect();
         let rows: Vec<TimeseriesRow> = raw.iter().map(TimeseriesRow::from).collect();
         let mut at_once = Vec::new();
-        write_csv(&rows, &mut at_once).unwrap();
+        write_csv(&rows, &[], &mut at_once).unwrap();
         let mut s = CsvStream::new(Vec::new()).unwrap();
         for r in &raw {
             s.interval(r).unwrap();
@@ -275,7 +349,7 @@ mod tests {
             Downsampled::<TimeseriesRow>::DEFAULT_CAP,
         );
         let expected: Vec<TimeseriesRow> = sim_side.iter().map(TimeseriesRow::from).collect();
-        let read = read_csv(file.as_slice()).unwrap();
+        let (read, _) = read_csv(file.as_slice()).unwrap();
         assert!(read.len() <= Downsampled::<TimeseriesRow>::DEFAULT_CAP);
         assert!(sim_side.step() > 1);
         assert_eq!(read, expected);

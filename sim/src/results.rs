@@ -283,6 +283,9 @@ pub struct RunResults {
     /// intervals than that (see [`crate::model::series`]); every row went to
     /// [`crate::RunOptions::series`] as it was closed.
     pub timeseries: crate::model::series::Series,
+    /// The pattern's gauge columns (`breaker.open`, `stream.lag`, ...), in the order of each
+    /// row's `state`.
+    pub state_columns: Vec<String>,
     /// The most messages completed in one interval (of the rows before downsampling).
     pub completed_peak_interval: u64,
     /// Set when `[limits]` stopped the run early.

@@ -82,6 +82,7 @@ impl Loop {
             instances,
             cost_usd: cost,
             web_latency_ns: web_ns,
+            state: t.gauge_values(),
         });
     }
 
@@ -134,14 +135,28 @@ async fn sample(run: Rc<Loop>) {
     }
 }
 
-/// The fault process of one crash of the pool named `target`.
+/// The fault process of one crash of the pool named `target` (or, when no pool has that
+/// name, of the pattern's process of that name).
 async fn crash(t: Rc<Topology>, target: String, at: Nanos, instances: u32, restart: Option<Nanos>) {
     t.sim.sleep_until(SimTime(at)).await;
-    let Some((host, _)) = t.pool(&target) else { return };
+    let Some((host, _)) = t.pool(&target) else {
+        if let Some(p) = t.process(&target) {
+            p.crash_at(restart).await;
+        }
+        return;
+    };
     let victims = host.crash(instances);
     if let Some(after) = restart {
         t.sim.sleep(after).await;
         host.restart(&victims);
+    }
+}
+
+/// The fault process of a graceful restart of the pattern's process `target`.
+async fn restart(t: Rc<Topology>, target: String, at: Nanos, grace: Nanos, after: Nanos) {
+    t.sim.sleep_until(SimTime(at)).await;
+    if let Some(p) = t.process(&target) {
+        p.restart(grace, after).await;
     }
 }
 
@@ -176,11 +191,19 @@ pub fn run(scenario: &Scenario, options: RunOptions, progress: &mut dyn FnMut(Si
     let lp = Rc::new(Loop { topology: topology.clone(), web: RefCell::default() });
     sim.spawn(sample(lp.clone()));
     for f in &scenario.faults {
-        if let FaultKind::Crash { at, instances, restart_after } = f.kind {
-            sim.spawn(crash(topology.clone(), f.target.clone(), at, instances, restart_after));
+        let target = f.target.clone();
+        match f.kind {
+            FaultKind::Crash { at, instances, restart_after } => {
+                sim.spawn(crash(topology.clone(), target, at, instances, restart_after));
+            }
+            FaultKind::Restart { at, grace, restart_after } => {
+                sim.spawn(restart(topology.clone(), target, at, grace, restart_after));
+            }
+            _ => {}
         }
     }
     (pattern.build)(&topology);
+    topology.meters.set_state_columns(topology.gauge_columns());
     if scenario.hosting.plan.elastic() {
         for (host, trigger) in topology.pools() {
             sim.spawn(
@@ -273,6 +296,7 @@ fn collect(lp: Rc<Loop>, outcome: RunOutcome, scaling: ScalingResults) -> Run {
         extra,
         sections,
         timeseries: finished.rows,
+        state_columns: finished.state_columns,
         completed_peak_interval: finished.peak_completed,
         limit_stop: finished.limit_stop,
         interval: scenario.interval,

@@ -12,7 +12,9 @@ use crate::ledger::Message;
 use crate::model::cost::CostMeter;
 use crate::model::host::Host;
 use crate::model::meters::Meters;
+use crate::model::process::Process;
 use crate::model::queue::Queue;
+use crate::model::series::Gauge;
 use crate::model::service::{Downstream, Services};
 use crate::model::trigger::{Handler, QueueTrigger};
 use crate::model::worker::Worker;
@@ -34,6 +36,23 @@ pub struct Pool {
     pub trigger: Rc<QueueTrigger>,
 }
 
+/// Where a pattern-state column's values come from.
+enum Column {
+    /// A gauge the pattern sets.
+    Gauge(Gauge),
+    /// A level read at each interval's end.
+    Probe(Box<dyn Fn() -> f64>),
+}
+
+impl Column {
+    fn value(&self) -> f64 {
+        match self {
+            Column::Gauge(g) => g.get(),
+            Column::Probe(f) => f(),
+        }
+    }
+}
+
 /// The components of one run.
 pub struct Topology {
     /// The engine.
@@ -49,6 +68,8 @@ pub struct Topology {
     queues: RefCell<Vec<(String, Rc<Queue>)>>,
     pools: RefCell<Vec<Pool>>,
     counters: RefCell<BTreeMap<String, f64>>,
+    gauges: RefCell<Vec<(String, Column)>>,
+    processes: RefCell<Vec<Rc<Process>>>,
     workload: RefCell<Workload>,
     poison: Option<u8>,
 }
@@ -70,6 +91,8 @@ impl Topology {
             queues: RefCell::new(Vec::new()),
             pools: RefCell::new(Vec::new()),
             counters: RefCell::new(BTreeMap::new()),
+            gauges: RefCell::new(Vec::new()),
+            processes: RefCell::new(Vec::new()),
             workload: RefCell::new(workload),
         }
     }
@@ -193,6 +216,58 @@ impl Topology {
         let mut c = self.counters.borrow_mut();
         let e = c.entry(name.to_string()).or_insert(value);
         *e = e.max(value);
+    }
+
+    /// A gauge whose value at each interval's end becomes the `timeseries.csv` column
+    /// `column` (name it `<section>.<what>`: `stream.lag`, `saga.open`) and a line on the
+    /// report's pattern-state chart. Create gauges while building; asking twice for a column
+    /// gives the same gauge.
+    pub fn gauge(&self, column: &str) -> Gauge {
+        let mut g = self.gauges.borrow_mut();
+        if let Some((_, Column::Gauge(gauge))) = g.iter().find(|(c, _)| c == column) {
+            return gauge.clone();
+        }
+        let gauge = Gauge::default();
+        g.push((column.to_string(), Column::Gauge(gauge.clone())));
+        gauge
+    }
+
+    /// A pattern-state column, as [`Topology::gauge`], whose value is read at each interval's
+    /// end with `level` (a level some component already keeps, such as a class's messages
+    /// waiting).
+    pub fn probe(&self, column: &str, level: impl Fn() -> f64 + 'static) {
+        self.gauges.borrow_mut().push((column.to_string(), Column::Probe(Box::new(level))));
+    }
+
+    /// The gauges' columns, in the order they were created.
+    pub fn gauge_columns(&self) -> Vec<String> {
+        self.gauges.borrow().iter().map(|(c, _)| c.clone()).collect()
+    }
+
+    /// The gauges' values now, in column order.
+    pub fn gauge_values(&self) -> Vec<f64> {
+        self.gauges.borrow().iter().map(|(_, g)| g.value()).collect()
+    }
+
+    /// Adds the pattern's process `name` (one of its `Pattern::processes`, which crash and
+    /// restart faults may target) and starts it now: `start` spawns its tasks with
+    /// [`Process::spawn`] at this and every later start; `on_crash` settles, right after a
+    /// crash, what the process held in memory (see [`crate::model::process`]).
+    pub fn add_process(
+        &self,
+        name: &str,
+        start: impl Fn(&Rc<Process>) + 'static,
+        on_crash: impl Fn(&Rc<Process>) + 'static,
+    ) -> Rc<Process> {
+        let p = Process::new(self.sim.clone(), name, start, on_crash);
+        self.processes.borrow_mut().push(p.clone());
+        p.boot();
+        p
+    }
+
+    /// The process named `name`, if the pattern added one.
+    pub fn process(&self, name: &str) -> Option<Rc<Process>> {
+        self.processes.borrow().iter().find(|p| p.name() == name).cloned()
     }
 
     /// The queues, in the order they were added.

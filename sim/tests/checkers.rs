@@ -40,7 +40,9 @@ fn swarm(pattern: PatternKind, seed: u64) -> Scenario {
     };
     let mut services = BTreeMap::new();
     services.insert("api".to_string(), common::swarm_service(&mut r));
-    let faults = common::swarm_faults(&mut r, duration);
+    let mut faults = common::swarm_faults(&mut r, duration);
+    let processes = sim::patterns::lookup(pattern).processes;
+    faults.extend(common::swarm_process_faults(&mut r, duration, processes));
     Scenario {
         seed,
         duration,

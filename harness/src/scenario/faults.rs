@@ -5,7 +5,9 @@
 //! | `outage`     | a service | `from`, `to`                           |
 //! | `latency`    | a service | `from`, `to`, `add`                    |
 //! | `error-rate` | a service | `from`, `to`, `error_rate`             |
-//! | `crash`      | consumer  | `at`, `instances`, `restart_after`     |
+//! | `crash`      | consumer, or a process of the pattern | `at`, `instances`, `restart_after` |
+//! | `restart`    | a process of the pattern | `at`, `grace`, `restart_after` |
+//! | `renewal-failure` | consumer | `from`, `to`                      |
 
 use super::error::{ScenarioError, Source};
 use super::file::{FaultFile, Field, List, Raw, S};
@@ -15,12 +17,13 @@ use sim::spec::{FaultKind, FaultSpec, Scenario};
 use sim::time::{Nanos, format_duration};
 
 /// The fault kinds and the keys each takes (besides `kind` and `target`).
-const KINDS: [(&str, &[&str]); 5] = [
+const KINDS: [(&str, &[&str]); 6] = [
     ("outage", &["from", "to"]),
     ("latency", &["from", "to", "add"]),
     ("error-rate", &["from", "to", "error_rate"]),
     ("crash", &["at", "instances", "restart_after"]),
     ("renewal-failure", &["from", "to"]),
+    ("restart", &["at", "grace", "restart_after"]),
 ];
 
 /// Checks and resolves every fault, in file order, against the scenario's services and
@@ -67,7 +70,9 @@ fn fault(src: &Source<'_>, index: usize, table: &S<FaultFile>, s: &Scenario) -> 
     let target_v = at.require(&f.target, "target", "\"payments\"")?;
     let target = target(&at, target_v, kind, s)?;
     let kind = match kind {
+        "crash" if target != "consumer" => process_crash(&at)?,
         "crash" => crash(&at, s)?,
+        "restart" => restart(&at)?,
         _ => window_fault(&at, kind)?,
     };
     Ok(FaultSpec { target, kind })
@@ -84,6 +89,7 @@ fn only_keys_of(at: &At<'_, '_>, kind: &str) -> Res<()> {
         ("at", &f.at),
         ("instances", &f.instances),
         ("restart_after", &f.restart_after),
+        ("grace", &f.grace),
     ];
     let takes = KINDS.iter().find(|k| k.0 == kind).map_or(&[][..], |k| k.1);
     for (key, field) in given {
@@ -96,10 +102,33 @@ fn only_keys_of(at: &At<'_, '_>, kind: &str) -> Res<()> {
     Ok(())
 }
 
-/// `target`: `consumer` for a crash, a known service otherwise.
+/// `target`: `consumer` (or one of the pattern's processes) for a crash, one of the
+/// pattern's processes for a restart, a known service otherwise.
 fn target(at: &At<'_, '_>, v: &S<Raw>, kind: &str, s: &Scenario) -> Res<String> {
     let key = at.key("target");
     let name = string(at.src, v, &key)?;
+    let processes = sim::patterns::lookup(s.pattern).processes;
+    if kind == "restart" || (kind == "crash" && name != "consumer") {
+        if processes.contains(&name.as_str()) {
+            return Ok(name);
+        }
+        let pattern = s.pattern.name();
+        if processes.is_empty() {
+            let msg = if kind == "restart" {
+                format!("pattern {pattern:?} has no process a restart fault can hit")
+            } else {
+                format!("a crash fault hits the consumer, not {name:?}")
+            };
+            let e = at.src.at(v.span(), msg);
+            return Err(if kind == "crash" { e.note("set target = \"consumer\"") } else { e });
+        }
+        let mut known: Vec<&str> = processes.to_vec();
+        if kind == "crash" {
+            known.insert(0, "consumer");
+        }
+        let msg = format!("pattern {pattern:?} has no process {name:?} for a {kind} fault");
+        return Err(at.src.at(v.span(), msg).expected_one_of(&known).did_you_mean(&name, &known));
+    }
     if kind == "crash" || kind == "renewal-failure" {
         if name != "consumer" {
             let msg = format!("a {kind} fault hits the consumer, not {name:?}");
@@ -172,6 +201,44 @@ fn crash(at: &At<'_, '_>, s: &Scenario) -> Res<FaultKind> {
         _ => duration(at.src, v, &at.key("restart_after")).map(Some),
     })?;
     Ok(FaultKind::Crash { at: when, instances, restart_after: restart_after.flatten() })
+}
+
+/// `crash` of one of the pattern's processes: `at`, optional `instances` (a process is one:
+/// 1), optional `restart_after`.
+fn process_crash(at: &At<'_, '_>) -> Res<FaultKind> {
+    let f = at.table.get_ref();
+    let when = at.duration(&f.at, "at", "\"45m\"")?;
+    if let Some(v) = &f.instances
+        && count(at.src, v, &at.key("instances"), 1)? != 1
+    {
+        let msg = format!("`{}`: a process is one instance", at.key("instances"));
+        return Err(at.src.at(v.span(), msg).note("leave `instances` out, or set it to 1"));
+    }
+    let restart_after = restart_after(at)?;
+    Ok(FaultKind::Crash { at: when, instances: 1, restart_after })
+}
+
+/// `restart_after`: a duration, or `never` (`None`); absent means never.
+fn restart_after(at: &At<'_, '_>) -> Res<Option<Nanos>> {
+    let f = at.table.get_ref();
+    Ok(opt(&f.restart_after, |v| match v.get_ref() {
+        Raw::Str(s) if s.trim() == "never" => Ok(None),
+        _ => duration(at.src, v, &at.key("restart_after")).map(Some),
+    })?
+    .flatten())
+}
+
+/// `restart` (a graceful one): `at`, `grace`, optional `restart_after` (default 0: the new
+/// process starts as the old one is cut off, as in a deployment).
+fn restart(at: &At<'_, '_>) -> Res<FaultKind> {
+    let f = at.table.get_ref();
+    let when = at.duration(&f.at, "at", "\"45m\"")?;
+    let grace = at.duration(&f.grace, "grace", "\"30s\"")?;
+    let restart_after = match &f.restart_after {
+        None => 0,
+        Some(v) => duration(at.src, v, &at.key("restart_after"))?,
+    };
+    Ok(FaultKind::Restart { at: when, grace, restart_after })
 }
 
 fn too_many(e: ScenarioError) -> ScenarioError {

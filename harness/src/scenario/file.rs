@@ -235,6 +235,7 @@ pub(crate) struct FaultFile {
     pub at: Field,
     pub instances: Field,
     pub restart_after: Field,
+    pub grace: Field,
 }
 
 /// A TOML scalar as written; `resolve` decides which types a key accepts.

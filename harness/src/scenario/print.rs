@@ -270,6 +270,11 @@ fn fault(out: &mut Out, f: &FaultSpec) {
             out.dur("from", from);
             out.dur("to", to);
         }
+        FaultKind::Restart { at, grace, restart_after } => {
+            out.dur("at", at);
+            out.dur("grace", grace);
+            out.dur("restart_after", restart_after);
+        }
         FaultKind::Crash { at, instances, restart_after } => {
             out.dur("at", at);
             out.raw("instances", instances);

@@ -348,6 +348,16 @@ fn references_to_unknown_services_suggest_known_ones() {
 }
 
 #[test]
+fn restarts_need_a_process_of_the_pattern() {
+    let restart =
+        "[[faults]]\nkind = \"restart\"\ntarget = \"web\"\nat = \"1m\"\ngrace = \"30s\"\n";
+    let e = error_after_minimal(restart);
+    assert!(e.contains("error: pattern \"load-leveling\" has no process a restart fault"), "{e}");
+    let e = error_after_minimal(&restart.replace("grace = \"30s\"\n", "instances = 1\n"));
+    assert!(e.contains("key `instances` does not apply to a restart fault"), "{e}");
+}
+
+#[test]
 fn faults_take_only_the_keys_of_their_kind() {
     let crash = "[[faults]]\nkind = \"crash\"\ntarget = \"consumer\"\nat = \"1m\"\ninstances = 1\n";
     assert!(load_text(&format!("{MINIMAL}{crash}")).is_ok());

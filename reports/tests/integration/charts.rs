@@ -134,3 +134,23 @@ fn svg_and_png_are_deterministic_and_show_text() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn pattern_state_columns_get_charts_grouped_by_kind() {
+    let mut r = fixture::report();
+    r.state_columns = ["breaker.open", "fan_out.billing.pending", "fan_out.audit.pending"]
+        .map(String::from)
+        .to_vec();
+    for (i, row) in r.timeseries.iter_mut().enumerate() {
+        row.state = vec![(i % 2) as f64, i as f64, 2.0 * i as f64];
+    }
+    let cs = charts::run_charts(&r);
+    let ids: Vec<&str> = cs.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(&ids[ids.len() - 2..], ["state-breaker-open", "state-fan_out-pending"]);
+    let n = r.timeseries.len();
+    assert_eq!(ys(chart(&cs, "state-breaker-open"), "breaker.open").len(), n);
+    let pending = chart(&cs, "state-fan_out-pending");
+    assert_eq!(pending.title, "Pattern state: fan_out.*.pending");
+    assert_eq!(ys(pending, "audit"), (0..n).map(|i| 2.0 * i as f64).collect::<Vec<_>>());
+    assert_eq!(ys(pending, "billing"), (0..n).map(|i| i as f64).collect::<Vec<_>>());
+}

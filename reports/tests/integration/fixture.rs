@@ -117,6 +117,8 @@ fn rows(rng: &mut Lcg) -> Vec<IntervalRow> {
             latency_p99_ns: if completed > 0 { (400 + backlog as u64 * 20) * NS_PER_MS } else { 0 },
             cost_usd: (i + 1) as f64 * 0.0125,
             web_latency_ns: 0,
+            state: Vec::new(),
+            state_columns: Default::default(),
         });
     }
     out
@@ -164,6 +166,7 @@ pub fn results() -> RunResults {
         services,
         queue_operations: 18_456,
         extra,
+        state_columns: Vec::new(),
         timeseries: sim::model::series::Series::from_rows(
             rows,
             sim::model::series::Series::DEFAULT_CAP,

@@ -81,7 +81,7 @@ fn summary_has_design_fields_and_evaluated_expectations() {
 #[test]
 fn timeseries_csv() {
     let mut buf = Vec::new();
-    reports::timeseries::write_csv(&fixture::report().timeseries, &mut buf).unwrap();
+    reports::timeseries::write_csv(&fixture::report().timeseries, &[], &mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     assert!(text.starts_with(
         "t_s,arrivals,completed,failed,dead_lettered,backlog,in_flight,instances,expired,rejected,\

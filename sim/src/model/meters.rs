@@ -12,6 +12,7 @@ use crate::results::{ClassResults, IntervalRow, Latency, Ledger};
 use crate::time::Nanos;
 use hdrhistogram::Histogram;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 /// Which latency a value belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +161,7 @@ struct Inner {
 }
 
 /// Levels sampled at the end of an interval.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Levels {
     /// Messages waiting.
     pub backlog: u64,
@@ -175,6 +176,9 @@ pub struct Levels {
     pub cost_usd: f64,
     /// Web-tier response time over the interval (WebJob), ns.
     pub web_latency_ns: u64,
+    /// The pattern's gauges, in the order of the columns set with
+    /// [`Meters::set_state_columns`].
+    pub state: Vec<f64>,
 }
 
 pub use crate::ledger::{Event, TraceEvent};
@@ -190,6 +194,7 @@ pub struct Meters {
     producing: Cell<bool>,
     executions: Cell<u64>,
     sink: Option<SeriesSink>,
+    state_columns: RefCell<Rc<[String]>>,
     max_backlog: u64,
     stopped: Cell<Option<LimitStop>>,
 }
@@ -217,6 +222,7 @@ impl Meters {
         };
         Meters {
             sink: None,
+            state_columns: RefCell::default(),
             max_backlog: u64::MAX,
             stopped: Cell::new(None),
             sim,
@@ -547,11 +553,23 @@ impl Meters {
             web_latency_ns: levels.web_latency_ns,
             latency_p50_ns: p50,
             latency_p99_ns: p99,
+            state: levels.state,
+            state_columns: self.state_columns.borrow().clone(),
         };
         if let Some(sink) = &self.sink {
             sink.send(&row);
         }
         m.rows.push(row);
+    }
+
+    /// Names the pattern's gauge columns (once, before the first interval closes).
+    pub fn set_state_columns(&self, columns: Vec<String>) {
+        *self.state_columns.borrow_mut() = columns.into();
+    }
+
+    /// The pattern's gauge columns.
+    pub fn state_columns(&self) -> Vec<String> {
+        self.state_columns.borrow().to_vec()
     }
 
     /// The time at which the interval that is open now began.
@@ -585,6 +603,7 @@ impl Meters {
             latency: lat,
             classes,
             rows: m.rows,
+            state_columns: self.state_columns.into_inner().to_vec(),
             peak_completed: m.peak_completed,
             limit_stop: self.stopped.get(),
             in_system_mean: m.in_system.mean(now),
@@ -606,6 +625,8 @@ pub struct Finished {
     pub latency: Vec<(&'static str, Latency)>,
     /// The time series, downsampled to a bounded number of rows.
     pub rows: Series,
+    /// The pattern's gauge columns in the time series.
+    pub state_columns: Vec<String>,
     /// The most messages completed in one interval.
     pub peak_completed: u64,
     /// Why the run was stopped early, if a limit stopped it.

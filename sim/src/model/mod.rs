@@ -24,6 +24,7 @@ pub mod host;
 pub mod lanes;
 pub mod lease;
 pub mod meters;
+pub mod process;
 pub mod queue;
 pub mod retry;
 pub mod scaler;

@@ -19,6 +19,7 @@
 //! | `cost_usd` | `b`'s (cost accrued since the start) |
 //! | `web_latency_ns` | max (the worst interval) |
 //! | `latency_p50_ns`, `latency_p99_ns` | max (the worst interval's quantile) |
+//! | `state` (pattern gauges) | max, column by column |
 //!
 //! Rates stay right: a chart divides a row's counts by its span (`t` minus the previous
 //! row's `t`). The group boundaries depend only on row positions, so the same rows always give
@@ -26,7 +27,7 @@
 //! back from `timeseries.csv` (every merge above commutes with the reports' rounding).
 
 use crate::time::Nanos;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Deref;
 use std::rc::Rc;
@@ -54,6 +55,38 @@ impl Merge for IntervalRow {
         self.web_latency_ns = self.web_latency_ns.max(b.web_latency_ns);
         self.latency_p50_ns = self.latency_p50_ns.max(b.latency_p50_ns);
         self.latency_p99_ns = self.latency_p99_ns.max(b.latency_p99_ns);
+        merge_state(&mut self.state, &b.state);
+    }
+}
+
+/// Pattern state columns merge as levels do: the higher value at an interval end.
+pub fn merge_state(a: &mut [f64], b: &[f64]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = x.max(*y);
+    }
+}
+
+/// A number a pattern keeps up to date (a breaker's state, a stream's lag, the sagas in
+/// progress): its value at the end of each interval becomes a column of `timeseries.csv`
+/// and a line on the report's pattern-state chart ([`crate::topology::Topology::gauge`]).
+/// Clones share the value.
+#[derive(Clone, Debug, Default)]
+pub struct Gauge(Rc<Cell<f64>>);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.0.set(v);
+    }
+
+    /// Adds `dv` to the value.
+    pub fn add(&self, dv: f64) {
+        self.0.set(self.0.get() + dv);
+    }
+
+    /// The value now.
+    pub fn get(&self) -> f64 {
+        self.0.get()
     }
 }
 
@@ -276,4 +309,8 @@ pub struct IntervalRow {
     pub latency_p50_ns: u64,
     /// 99th percentile of the same (ns; 0 if none).
     pub latency_p99_ns: u64,
+    /// The pattern's gauges at the end of the interval, in the order of `state_columns`.
+    pub state: Vec<f64>,
+    /// The gauges' column names (`breaker.open`, `stream.lag`, ...), shared by every row.
+    pub state_columns: Rc<[String]>,
 }

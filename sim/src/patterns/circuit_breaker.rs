@@ -56,6 +56,7 @@ use crate::model::host::{Host, Instance};
 use crate::model::meters::Lat;
 use crate::model::queue::{Delivery, Queue};
 use crate::model::retry::RetryState;
+use crate::model::series::Gauge;
 use crate::model::service::{CallError, Downstream};
 use crate::model::trigger::Handler;
 use crate::patterns::{Pattern, SettingsTable};
@@ -78,6 +79,7 @@ pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "breakers (Polly v7/v8, resilience4j) in front of a failing service: calls spared, time to recover",
     section: Some("breaker"),
+    processes: &[],
     hosted: true,
     table: Some(SettingsTable { name: "breaker", read }),
     build,
@@ -358,6 +360,8 @@ struct Breakers {
     config: Config,
     scope: Scope,
     by_key: RefCell<BTreeMap<u32, Tracked>>,
+    /// Breakers open or half-open now: the `breaker.open` column of the time series.
+    open: Gauge,
 }
 
 impl Breakers {
@@ -381,6 +385,9 @@ impl Breakers {
         let tracked = all.entry(self.key(inst)).or_insert_with(fresh);
         if tracked.group != group {
             self.count_open(tracked, self.t.sim.now_ns());
+            if tracked.not_closed_since.is_some() {
+                self.open.add(-1.0);
+            }
             *tracked = fresh();
         }
         f(tracked)
@@ -399,13 +406,18 @@ impl Breakers {
         match change {
             Change::Opened { .. } => {
                 self.t.count("breaker.opened", 1.0);
+                if tracked.not_closed_since.is_none() {
+                    self.open.add(1.0);
+                }
                 tracked.not_closed_since.get_or_insert(now);
             }
             Change::HalfOpened => self.t.count("breaker.half_opened", 1.0),
             Change::Closed => {
                 self.t.count("breaker.closed", 1.0);
                 self.count_open(tracked, now);
-                tracked.not_closed_since = None;
+                if tracked.not_closed_since.take().is_some() {
+                    self.open.add(-1.0);
+                }
             }
         }
     }
@@ -643,6 +655,7 @@ fn build(t: &Rc<Topology>) {
             config,
             scope: s.scope,
             by_key: RefCell::new(BTreeMap::new()),
+            open: t.gauge("breaker.open"),
         })
     });
     let recovery = outage

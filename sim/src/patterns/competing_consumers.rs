@@ -33,6 +33,7 @@ pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "N instances, batch receive, redelivery after a crash, poison to the DLQ",
     section: None,
+    processes: &[],
     hosted: true,
     table: None,
     build,

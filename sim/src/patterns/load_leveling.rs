@@ -31,6 +31,7 @@ pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "an API answers at once while the queue absorbs a burst",
     section: None,
+    processes: &[],
     hosted: true,
     table: None,
     build,

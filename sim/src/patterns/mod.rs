@@ -8,6 +8,8 @@
 //! | `retry-backoff` | [`retry_backoff`] | store the intent, poll for due jobs, exponential backoff |
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
+//! | `saga` | [`saga`] | orchestrated steps with compensations: durable history replayed after a crash vs state in memory |
+//! | `scheduled` | [`scheduled`] | cron ticks on several instances under a lease lock: one run per tick, missed ticks, catch-up |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
 //! and processes, and its invariant checkers. Adding a pattern is one module and one line in
@@ -18,6 +20,8 @@ pub mod competing_consumers;
 pub mod load_leveling;
 pub mod priority;
 pub mod retry_backoff;
+pub mod saga;
+pub mod scheduled;
 
 use crate::check::Checker;
 use crate::spec::table::{PatternSettings, TableError, TableReader};
@@ -39,6 +43,10 @@ pub struct Pattern {
     /// `<section>.<field>` ([`Topology::count`]) appear there. `None`: its counters go to
     /// `extra`.
     pub section: Option<&'static str>,
+    /// The pattern's own processes that crash and restart faults may target besides the
+    /// consumer pool (`producer`, `relay`, `web`, `orchestrator`): each is added with
+    /// [`Topology::add_process`] when the pattern builds.
+    pub processes: &'static [&'static str],
     /// The pattern's own settings table, if it has one.
     pub table: Option<SettingsTable>,
     /// Adds the pattern's components to the topology and spawns its processes.
@@ -61,12 +69,14 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 5] = [
+pub static REGISTRY: [&Pattern; 7] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
+    &saga::PATTERN,
+    &scheduled::PATTERN,
 ];
 
 /// The registry entry of `kind`.

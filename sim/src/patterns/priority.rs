@@ -69,6 +69,7 @@ pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "separate queues per class vs one queue vs strict priority: per-class latency, starvation",
     section: Some("priority"),
+    processes: &[],
     hosted: true,
     table: Some(SettingsTable { name: "priority", read }),
     build,
@@ -313,6 +314,10 @@ fn build(t: &Rc<Topology>) {
             queues
         }
     };
+    for (class, name) in names.iter().enumerate() {
+        let q = queues[class].clone();
+        t.probe(&format!("priority.{name}.waiting"), move || q.class_waiting(class as u8).0 as f64);
+    }
     let by_class = queues.clone();
     t.sim.spawn(t.clone().produce(move |msg| {
         by_class[msg.class as usize].send(msg, None);

@@ -60,6 +60,7 @@ pub const PATTERN: Pattern = Pattern {
     kind: KIND,
     about: "store the intent, poll for due jobs, exponential backoff",
     section: None,
+    processes: &[],
     hosted: false,
     table: Some(SettingsTable { name: "retry_backoff", read }),
     build,

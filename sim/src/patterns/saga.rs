@@ -60,14 +60,16 @@ use crate::check::{Checker, Violation};
 use crate::dist::Dist;
 use crate::engine::Sim;
 use crate::ledger::{Event, Exit, Holder, Message, TraceEvent};
+use crate::model::process::Process;
 use crate::model::retry::RetryState;
+use crate::model::series::Gauge;
 use crate::patterns::{Pattern, SettingsTable};
 use crate::results::RunResults;
 use crate::rng::Rng;
 use crate::spec::table::{PatternSettings, TableError, TableReader, TableWriter};
 use crate::spec::{Backoff, PatternKind, RetrySpec, Scenario};
 use crate::time::{NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos, SimTime};
-use crate::topology::{Gauge, Process, Topology};
+use crate::topology::Topology;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -370,12 +372,19 @@ fn build(t: &Rc<Topology>) {
         rng: RefCell::new(t.rng("saga")),
         poison: (0..=u8::MAX).find(|&c| t.is_poison(c)),
     });
-    let (start, crash) = (o.clone(), o.clone());
+    // The hooks hold it weakly (the topology holds the process); a task of the run, not of
+    // the process, keeps it (and what it stores) until the engine shuts down.
+    let (start, crash) = (Rc::downgrade(&o), Rc::downgrade(&o));
     let process = t.add_process(
         "orchestrator",
-        move |p: &Rc<Process>| start.started(p),
-        move |_: &Rc<Process>| crash.crashed(),
+        move |p: &Rc<Process>| start.upgrade().iter().for_each(|x| x.started(p)),
+        move |_: &Rc<Process>| crash.upgrade().iter().for_each(|x| x.crashed()),
     );
+    let keep = o.clone();
+    t.sim.spawn(async move {
+        let _kept = keep;
+        std::future::pending::<()>().await;
+    });
     *o.process.borrow_mut() = Rc::downgrade(&process);
     let api = o.clone();
     t.sim.spawn(t.clone().produce(move |msg| api.accept(msg)));

@@ -55,6 +55,8 @@ use crate::dist::Dist;
 use crate::engine::Sim;
 use crate::ledger::{Event, Exit, Holder, Message, TraceEvent};
 use crate::model::lease::{Flavour, Grant, Lease, Owner};
+use crate::model::process::Process;
+use crate::model::series::Gauge;
 use crate::model::service::Downstream;
 use crate::patterns::{Pattern, SettingsTable};
 use crate::results::RunResults;
@@ -62,7 +64,7 @@ use crate::rng::Rng;
 use crate::spec::table::{PatternSettings, TableError, TableReader, TableWriter};
 use crate::spec::{PatternKind, Scenario};
 use crate::time::{NS_PER_MIN, NS_PER_S, Nanos, SimTime};
-use crate::topology::{Gauge, Process, Topology};
+use crate::topology::Topology;
 use chrono::{DateTime, TimeZone, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -359,12 +361,19 @@ fn build(t: &Rc<Topology>) {
         calls: t.downstream(&t.scenario.consumer.calls),
         rng: RefCell::new(t.rng("schedule")),
     });
-    let (start, crash) = (s.clone(), s.clone());
+    // The hooks hold it weakly (the topology holds the process); a task of the run, not of
+    // the process, keeps it (and what it stores) until the engine shuts down.
+    let (start, crash) = (Rc::downgrade(&s), Rc::downgrade(&s));
     let process = t.add_process(
         "scheduler",
-        move |p: &Rc<Process>| start.started(p),
-        move |_: &Rc<Process>| crash.crashed(),
+        move |p: &Rc<Process>| start.upgrade().iter().for_each(|x| x.started(p)),
+        move |_: &Rc<Process>| crash.upgrade().iter().for_each(|x| x.crashed()),
     );
+    let keep = s.clone();
+    t.sim.spawn(async move {
+        let _kept = keep;
+        std::future::pending::<()>().await;
+    });
     *s.process.borrow_mut() = Rc::downgrade(&process);
     t.sim.spawn(s.clone().clock());
 }

@@ -476,6 +476,18 @@ pub enum FaultKind {
         /// Downtime before they come back (`None`: never).
         restart_after: Option<Nanos>,
     },
+    /// A graceful restart of a pattern's process (a deploy, a scale-in of the web app): at
+    /// `at` the process is told to stop (it stops taking work), after `grace` whatever still
+    /// runs in it is cut off as by a crash, and it starts again `restart_after` later.
+    Restart {
+        /// When the process is told to stop.
+        at: Nanos,
+        /// How long it may finish what it holds (ASP.NET Core's `HostOptions.ShutdownTimeout`,
+        /// Kubernetes' `terminationGracePeriodSeconds`).
+        grace: Nanos,
+        /// Downtime between the cut-off and the new start.
+        restart_after: Nanos,
+    },
 }
 
 impl FaultKind {
@@ -486,6 +498,7 @@ impl FaultKind {
             FaultKind::Latency { .. } => "latency",
             FaultKind::ErrorRate { .. } => "error-rate",
             FaultKind::Crash { .. } => "crash",
+            FaultKind::Restart { .. } => "restart",
             FaultKind::RenewalFailure { .. } => "renewal-failure",
         }
     }
@@ -498,6 +511,9 @@ impl FaultKind {
             | FaultKind::ErrorRate { from, to, .. }
             | FaultKind::RenewalFailure { from, to } => (from, Some(to)),
             FaultKind::Crash { at, restart_after, .. } => (at, restart_after.map(|r| at + r)),
+            FaultKind::Restart { at, grace, restart_after } => {
+                (at, Some(at + grace + restart_after))
+            }
         }
     }
 }

@@ -44,3 +44,25 @@ pub fn swarm_faults(r: &mut Rng, duration: Nanos) -> Vec<FaultSpec> {
     }
     faults
 }
+
+/// Up to two crashes or graceful restarts of the pattern's own processes (`processes`), at
+/// random times in `[0, duration)`; most come back. Draws nothing when there are none, so
+/// the swarms of patterns without processes stay as they were.
+pub fn swarm_process_faults(r: &mut Rng, duration: Nanos, processes: &[&str]) -> Vec<FaultSpec> {
+    let mut faults = Vec::new();
+    if processes.is_empty() {
+        return faults;
+    }
+    for _ in 0..r.below(3) {
+        let target = processes[r.below(processes.len() as u64) as usize];
+        let at = r.below(duration);
+        let down = (1 + r.below(60)) * NS_PER_S;
+        let kind = if r.chance(0.3) {
+            FaultKind::Restart { at, grace: r.below(30) * NS_PER_S, restart_after: down }
+        } else {
+            FaultKind::Crash { at, instances: 1, restart_after: r.chance(0.9).then_some(down) }
+        };
+        faults.push(FaultSpec { target: target.into(), kind });
+    }
+    faults
+}
