@@ -32,8 +32,8 @@
 //! consistent end (completed, or fully compensated), `messages.dead_lettered` sagas that
 //! ended failed (a compensation gave up), `messages.lost` in-memory sagas a crash wiped
 //! out; a durable saga waiting for the orchestrator is in flight. Orders of the workload's
-//! `poison` class are declined by the last step (a card declined at payment, in the sample:
-//! a business failure, not retried) and exercise compensation.
+//! `poison` class are declined by the last step (in the sample, the warehouse refuses the
+//! shipment: a business failure, not retried) and exercise compensation.
 //!
 //! Settings, in `[saga]`:
 //!
@@ -287,7 +287,7 @@ enum Outcome {
     Done,
     /// A transient failure (error, timeout, throttling): retried.
     Failed,
-    /// A business refusal (the card was declined): not retried.
+    /// A business refusal (the service said no): not retried.
     Declined,
 }
 
