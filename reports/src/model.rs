@@ -206,6 +206,8 @@ impl Summary {
                 scale_ins: r.scaling.scale_ins,
                 cold_starts: r.scaling.cold_starts,
                 timeouts: r.scaling.timeouts,
+                timeout_collateral: r.scaling.timeout_collateral,
+                drain_cutoffs: r.scaling.drain_cutoffs,
             },
             cost: CostSummary::new(&r.cost, l.completed),
             web: r.web.map(|w| WebSummary {
@@ -537,6 +539,13 @@ pub struct HostingSummary {
     pub cold_starts: u64,
     /// Executions killed at the plan's execution-time limit.
     pub timeouts: u64,
+    /// Executions cut off along with a timed-out one (the rest of its worker process,
+    /// isolated; of its host, in-process).
+    #[serde(default)]
+    pub timeout_collateral: u64,
+    /// Executions still running when a scaled-in instance's drain grace ran out.
+    #[serde(default)]
+    pub drain_cutoffs: u64,
 }
 
 /// The bill [USD, 6 decimals], by the plan's billing rules (docs/output-format.md).

@@ -7,6 +7,7 @@
 //! [`crate::results::RunResults::violations`].
 
 pub mod priority;
+pub mod stream;
 
 pub use crate::results::Violation;
 

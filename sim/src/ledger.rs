@@ -25,6 +25,16 @@ pub struct Message {
     /// When the system accepted it (its end-to-end latency starts here). Set when the
     /// message is admitted by a holder that accepts ([`Holder::accepts`]).
     pub accepted_at: Nanos,
+    /// The handler work of the message itself, the same on every delivery (its class's
+    /// `[workload.class_work]`); 0: drawn from `[consumer] work` on each delivery.
+    pub work: Nanos,
+}
+
+impl Message {
+    /// The handler work of this delivery: the message's own, or a fresh draw from `each`.
+    pub fn work(&self, each: &crate::dist::Dist, rng: &mut crate::rng::Rng) -> Nanos {
+        if self.work > 0 { self.work } else { each.sample(rng) }
+    }
 }
 
 /// A component that holds messages.

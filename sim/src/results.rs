@@ -206,6 +206,11 @@ pub struct ScalingResults {
     pub cold_starts: u64,
     /// Executions killed at the plan's execution-time limit.
     pub timeouts: u64,
+    /// Executions cut off with a timed-out one: the other executions of its worker process
+    /// (isolated) or host (in-process).
+    pub timeout_collateral: u64,
+    /// Executions still running when a draining instance's grace ran out (cut off).
+    pub drain_cutoffs: u64,
 }
 
 impl ScalingResults {
@@ -218,6 +223,8 @@ impl ScalingResults {
         self.scale_ins += other.scale_ins;
         self.cold_starts += other.cold_starts;
         self.timeouts += other.timeouts;
+        self.timeout_collateral += other.timeout_collateral;
+        self.drain_cutoffs += other.drain_cutoffs;
     }
 }
 

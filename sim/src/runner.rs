@@ -210,11 +210,16 @@ pub fn run(scenario: &Scenario, options: RunOptions, progress: &mut dyn FnMut(Si
                 Autoscaler {
                     sim: sim.clone(),
                     host,
-                    target: scenario
-                        .hosting
-                        .scaling
-                        .target_per_instance
-                        .unwrap_or(trigger.scale_target()),
+                    // KEDA's queue scalers aim at 5 messages per replica by default
+                    // (`queueLength`, `messageCount`); the Functions scale controller at the
+                    // trigger's own target.
+                    target: scenario.hosting.scaling.target_per_instance.unwrap_or(
+                        if scenario.hosting.plan == Plan::AcaJob {
+                            5
+                        } else {
+                            trigger.scale_target()
+                        },
+                    ),
                     queue: trigger.queue().clone(),
                     hosting: scenario.hosting.clone(),
                     rng: topology.rng("scaler"),

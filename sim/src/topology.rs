@@ -10,7 +10,7 @@
 use crate::engine::Sim;
 use crate::ledger::Message;
 use crate::model::cost::CostMeter;
-use crate::model::host::Host;
+use crate::model::host::{Host, OnTimeout};
 use crate::model::meters::Meters;
 use crate::model::process::Process;
 use crate::model::queue::Queue;
@@ -20,7 +20,7 @@ use crate::model::trigger::{Handler, QueueTrigger};
 use crate::model::worker::Worker;
 use crate::model::workload::Workload;
 use crate::rng::Rng;
-use crate::spec::{ConsumerSpec, Plan, QueueSpec, Scenario};
+use crate::spec::{ConsumerSpec, Plan, QueueSpec, Scenario, WorkerModel};
 use crate::time::SimTime;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -71,6 +71,9 @@ pub struct Topology {
     gauges: RefCell<Vec<(String, Column)>>,
     processes: RefCell<Vec<Rc<Process>>>,
     workload: RefCell<Workload>,
+    /// Each class's own work (`[workload.class_work]`), by class index.
+    class_work: Vec<Option<crate::dist::Dist>>,
+    work_rng: RefCell<Rng>,
     poison: Option<u8>,
 }
 
@@ -94,6 +97,20 @@ impl Topology {
             gauges: RefCell::new(Vec::new()),
             processes: RefCell::new(Vec::new()),
             workload: RefCell::new(workload),
+            class_work: scenario
+                .workload
+                .classes
+                .iter()
+                .map(|(name, _)| {
+                    scenario
+                        .workload
+                        .class_work
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, d)| d.clone())
+                })
+                .collect(),
+            work_rng: RefCell::new(Rng::stream(seed, "class_work")),
         }
     }
 
@@ -121,18 +138,23 @@ impl Topology {
     ) -> Rc<QueueTrigger> {
         let h = &self.scenario.hosting;
         let prewarmed = if h.plan == Plan::FunctionsPremium { h.scaling.prewarmed } else { 0 };
-        let host = Rc::new(
-            Host::new(
-                self.sim.clone(),
-                self.scenario.seed,
-                queue.clone(),
-                self.meters.clone(),
-                self.cost.clone(),
-                h.timeout(),
-                prewarmed,
-            )
-            .named(name),
-        );
+        let host = Host::new(
+            self.sim.clone(),
+            self.scenario.seed,
+            queue.clone(),
+            self.meters.clone(),
+            self.cost.clone(),
+            h.timeout(),
+            prewarmed,
+        )
+        .with_drain_grace(h.scaling.drain_grace.or(h.plan.default_drain_grace()))
+        .with_on_timeout(match (h.plan, h.worker_model) {
+            (Plan::AcaJob, _) => OnTimeout::EndReplica,
+            (_, WorkerModel::Isolated) => OnTimeout::RestartWorker,
+            (_, WorkerModel::InProcess) => OnTimeout::RestartHost(h.scaling.cold_start.clone()),
+        })
+        .named(name);
+        let host = Rc::new(if consumer.cpu_bound { host.with_cpu_bound_work(h.cpu) } else { host });
         let trigger = Rc::new(QueueTrigger::new(self.sim.clone(), queue, host.clone(), consumer));
         self.pools.borrow_mut().push(Pool {
             name: name.to_string(),
@@ -201,7 +223,11 @@ impl Topology {
             let Some(t) = next else { break };
             self.sim.sleep_until(SimTime(t)).await;
             let class = self.workload.borrow_mut().class();
-            accept(self.meters.produce(class));
+            let mut msg = self.meters.produce(class);
+            if let Some(Some(work)) = self.class_work.get(class as usize) {
+                msg.work = work.sample(&mut self.work_rng.borrow_mut()).max(1);
+            }
+            accept(msg);
         }
         self.meters.production_ended();
     }

@@ -153,9 +153,10 @@ fn autoscaler_follows_the_backlog_within_its_limits_and_scale_from_zero_pays_a_c
     assert!(r.scaling.cold_starts >= 8);
     let first_wait = r.latency["queue_wait"].max_ns();
     assert!(first_wait >= 5 * NS_PER_S, "queue wait includes a cold start");
-    // One new instance per 30 s step: 8 instances take at least 7 more steps after the first.
+    // Target-based scaling adds up to 4 instances per 30 s decision: 8 take two decisions.
     let at = |n: u32| rows.iter().find(|row| row.instances >= n).map(|row| row.t).unwrap();
-    assert!(at(8) - at(1) >= 7 * 30 * NS_PER_S, "scale-out is rate limited");
+    let burst = 10 * NS_PER_MIN;
+    assert!(at(8) - burst <= 120 * NS_PER_S, "four at a time: {}", at(8) - burst);
     // After the burst the backlog drains and the pool shrinks again (cooldown 5 min).
     assert!(rows.last().unwrap().instances < 8);
     assert!(r.scaling.scale_ins > 0);
@@ -189,8 +190,175 @@ fn an_execution_over_the_time_limit_is_retried_then_dead_lettered_and_nothing_is
     assert_eq!(r.ledger.produced, 10);
     assert_eq!(r.ledger.dead_lettered, 10, "{:?}", r.ledger);
     assert_eq!(r.ledger.deliveries, 30);
-    assert_eq!(r.scaling.timeouts, 30);
+    // Each delivery ended at a timeout: its own, or one in the same worker process (which
+    // the host restarts, failing every execution in it).
+    assert_eq!(r.scaling.timeouts + r.scaling.timeout_collateral, 30, "{:?}", r.scaling);
+    assert!(r.scaling.timeout_collateral > 0, "{:?}", r.scaling);
     assert_eq!(r.ledger.lost + r.ledger.in_flight + r.ledger.completed, 0);
+}
+
+/// A burst on Consumption from zero: the scaler's pace decides how fast instances come.
+fn burst(scale_out_max: u32) -> RunResults {
+    let mut s = Scenario {
+        duration: 20 * NS_PER_MIN,
+        interval: 10 * NS_PER_S,
+        workload: WorkloadSpec { rate_per_s: 1.0, ..Default::default() },
+        consumer: ConsumerSpec {
+            concurrency: 16,
+            work: Dist::Const(NS_PER_S),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::FunctionsConsumption,
+            scaling: ScalingSpec {
+                max_instances: 20,
+                cold_start: Dist::Const(5 * NS_PER_S),
+                scale_out_max,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        queue: QueueSpec::service_bus(),
+        ..Default::default()
+    };
+    s.workload.phases.push(Phase { from: 2 * NS_PER_MIN, to: 10 * NS_PER_MIN, rate_per_s: 300.0 });
+    go(&s)
+}
+
+#[test]
+fn target_based_scaling_adds_four_instances_per_decision_incremental_one() {
+    let (target, incremental) = (burst(4), burst(1));
+    let reach = |r: &RunResults, n: u32| {
+        r.timeseries.iter().find(|row| row.instances >= n).map(|row| row.t).expect("reached")
+    };
+    // 300/s of 1 s work needs 19 instances of 16 handlers: 5 decisions at 4 a time, 19 at
+    // one a time (30 s apart).
+    let burst_at = 2 * NS_PER_MIN;
+    assert!(reach(&target, 19) - burst_at <= 6 * 30 * NS_PER_S, "{}", reach(&target, 19));
+    assert!(reach(&incremental, 19) - burst_at >= 18 * 30 * NS_PER_S);
+    let p99 = |r: &RunResults| r.latency["end_to_end"].quantile_ns(0.99);
+    assert!(p99(&incremental) > 2 * p99(&target), "{} vs {}", p99(&incremental), p99(&target));
+    assert_eq!(target.ledger.completed, target.ledger.produced);
+}
+
+#[test]
+fn a_scaled_in_instance_is_cut_off_when_its_drain_grace_runs_out() {
+    // Premium drains for up to 60 min by default; here 2 min, with 10-minute handlers.
+    let mut s = Scenario {
+        duration: 30 * NS_PER_MIN,
+        interval: 30 * NS_PER_S,
+        workload: WorkloadSpec { rate_per_s: 0.01, ..Default::default() },
+        queue: QueueSpec { max_delivery_count: 10, ..QueueSpec::service_bus() },
+        consumer: ConsumerSpec {
+            concurrency: 2,
+            work: Dist::Const(10 * NS_PER_MIN),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::FunctionsPremium,
+            execution_timeout: ExecutionLimit::Unlimited,
+            scaling: ScalingSpec {
+                min_instances: 1,
+                max_instances: 10,
+                cooldown: 0,
+                target_per_instance: Some(2),
+                drain_grace: Some(2 * NS_PER_MIN),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    s.workload.phases.push(Phase { from: NS_PER_MIN, to: 2 * NS_PER_MIN, rate_per_s: 0.2 });
+    let r = go(&s);
+    assert!(r.scaling.drain_cutoffs > 0, "{:?}", r.scaling);
+    assert!(r.ledger.deliveries > r.ledger.produced, "cut-off work is delivered again");
+    assert_eq!(r.ledger.lost, 0);
+    // Without a grace limit the same drains wait for the handlers: nothing is cut off.
+    s.hosting.scaling.drain_grace = Some(NS_PER_DAY);
+    let r = go(&s);
+    assert_eq!(r.scaling.drain_cutoffs, 0, "{:?}", r.scaling);
+}
+
+/// One 7-minute message on a storage queue, a 5-minute `functionTimeout`, two deliveries.
+fn timed_out(model: WorkerModel) -> RunResults {
+    let s = Scenario {
+        duration: NS_PER_S,
+        drain: Some(120 * NS_PER_MIN),
+        interval: 10 * NS_PER_S,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 1.0,
+            ..Default::default()
+        },
+        queue: QueueSpec { max_delivery_count: 2, ..QueueSpec::storage_queue() },
+        consumer: ConsumerSpec { work: Dist::Const(7 * NS_PER_MIN), ..Default::default() },
+        hosting: HostingSpec {
+            plan: Plan::FunctionsPremium,
+            execution_timeout: ExecutionLimit::After(5 * NS_PER_MIN),
+            worker_model: model,
+            scaling: ScalingSpec { min_instances: 1, max_instances: 1, ..Default::default() },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    go(&s)
+}
+
+#[test]
+fn a_timeout_in_process_waits_for_the_visibility_to_lapse_isolated_releases_at_once() {
+    let dead_at = |r: &RunResults| {
+        r.timeseries.iter().find(|row| row.dead_lettered > 0).map(|row| row.t).expect("poisoned")
+    };
+    let isolated = timed_out(WorkerModel::Isolated);
+    let in_process = timed_out(WorkerModel::InProcess);
+    for r in [&isolated, &in_process] {
+        assert_eq!((r.ledger.dead_lettered, r.ledger.deliveries), (1, 2), "{:?}", r.ledger);
+        assert_eq!(r.scaling.timeouts, 2);
+    }
+    // Isolated: released at each timeout, poisoned after two 5-minute tries.
+    assert!(dead_at(&isolated) <= 10 * NS_PER_MIN + 10 * NS_PER_S, "{}", dead_at(&isolated));
+    // In-process: the host goes down unsettled; the message waits out its 10-minute
+    // visibility (renewed at 5 min) before each retry: twice as long or more.
+    assert!(dead_at(&in_process) >= 2 * dead_at(&isolated), "{}", dead_at(&in_process));
+    assert!(in_process.scaling.cold_starts > isolated.scaling.cold_starts, "the host restarts");
+}
+
+#[test]
+fn a_replica_timeout_ends_the_replica_not_each_execution() {
+    // Container Apps job: 1-minute replica timeout, 20 s messages, a steady queue: each
+    // replica handles messages until its run reaches one minute, then ends mid-message.
+    let s = Scenario {
+        duration: 5 * NS_PER_MIN,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 0.2,
+            ..Default::default()
+        },
+        queue: QueueSpec { max_delivery_count: 100, ..QueueSpec::service_bus() },
+        consumer: ConsumerSpec {
+            concurrency: 1,
+            work: Dist::Const(20 * NS_PER_S),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::AcaJob,
+            execution_timeout: ExecutionLimit::After(NS_PER_MIN),
+            scaling: ScalingSpec {
+                max_instances: 1,
+                polling_interval: 5 * NS_PER_S,
+                cold_start: Dist::Const(NS_PER_S),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = go(&s);
+    assert!(r.scaling.timeouts > 0, "{:?}", r.scaling);
+    // No execution is longer than the limit, yet replicas end at it: more replicas than one.
+    assert!(r.scaling.scale_outs >= 4, "{:?}", r.scaling);
+    assert!(r.ledger.completed > 0);
 }
 
 #[test]
@@ -279,4 +447,83 @@ fn never_lifts_the_execution_limit() {
     let r = go(&s);
     assert_eq!(r.scaling.timeouts, 0);
     assert_eq!(r.ledger.completed, 10);
+}
+
+/// 300 messages of two classes on a storage queue with a 5-minute `functionTimeout` and three
+/// deliveries; `slow` messages' work is `lognormal(mean=2m, p99=10m)`, drawn per delivery
+/// (`[consumer] work`, with `normal`'s work the same) or once per message
+/// (`[workload.class_work]`).
+fn slow_class(per_message: bool) -> RunResults {
+    let slow = Dist::lognormal(2 * NS_PER_MIN, 10 * NS_PER_MIN).expect("valid");
+    let s = Scenario {
+        duration: 300 * NS_PER_S,
+        drain: Some(300 * NS_PER_MIN),
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 1.0,
+            classes: vec![("slow".into(), 1.0)],
+            class_work: if per_message { vec![("slow".into(), slow.clone())] } else { vec![] },
+            ..Default::default()
+        },
+        queue: QueueSpec { max_delivery_count: 3, ..QueueSpec::storage_queue() },
+        consumer: ConsumerSpec {
+            concurrency: 64,
+            batch_size: 32,
+            work: if per_message { Dist::Const(NS_PER_MS) } else { slow },
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::FunctionsPremium,
+            execution_timeout: ExecutionLimit::After(5 * NS_PER_MIN),
+            scaling: ScalingSpec { min_instances: 8, max_instances: 8, ..Default::default() },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    go(&s)
+}
+
+#[test]
+fn a_slow_message_is_slow_on_every_delivery() {
+    let (per_delivery, per_message) = (slow_class(false), slow_class(true));
+    // P(work > 5 min) is about 10 % for this log-normal: drawn per delivery, three timeouts in a
+    // row are rare (0.1 %); drawn once per message, every one of that 10 % times out three times
+    // and is dead-lettered.
+    let share = |r: &RunResults| r.ledger.dead_lettered as f64 / r.ledger.produced as f64;
+    assert!(share(&per_message) > 0.05, "{:?}", per_message.ledger);
+    assert!(share(&per_delivery) < share(&per_message) / 5.0, "{:?}", per_delivery.ledger);
+    assert_eq!(per_message.ledger.dead_lettered + per_message.ledger.completed, 300);
+}
+
+#[test]
+fn a_container_apps_job_aims_at_five_messages_per_replica_by_default() {
+    // 100 one-minute messages at once: KEDA's default target (5) asks for 20 replicas.
+    let s = Scenario {
+        duration: NS_PER_S,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 100.0,
+            ..Default::default()
+        },
+        consumer: ConsumerSpec {
+            concurrency: 1,
+            work: Dist::Const(NS_PER_MIN),
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::AcaJob,
+            scaling: ScalingSpec {
+                max_instances: 100,
+                polling_interval: 10 * NS_PER_S,
+                cold_start: Dist::Const(NS_PER_S),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        queue: QueueSpec::service_bus(),
+        ..Default::default()
+    };
+    let r = go(&s);
+    assert_eq!(r.scaling.instances_peak, 20, "{:?}", r.scaling);
+    assert_eq!(r.ledger.completed, 100);
 }

@@ -66,6 +66,7 @@ pub(crate) struct WorkloadFile {
     pub trace: Field,
     pub phases: List<PhaseFile>,
     pub classes: Named<Raw>,
+    pub class_work: Named<Raw>,
 }
 
 /// `[[workload.phases]]`.
@@ -113,6 +114,8 @@ pub(crate) struct ConsumerFile {
     pub memory: Field,
     pub cpu: Field,
     pub execution_timeout: Field,
+    pub worker_model: Field,
+    pub cpu_bound: Field,
 }
 
 /// `[scaling]`.
@@ -125,6 +128,8 @@ pub(crate) struct ScalingFile {
     pub polling_interval: Field,
     pub cooldown: Field,
     pub scale_out_step: Field,
+    pub scale_out_max: Field,
+    pub drain_grace: Field,
     pub cold_start: Field,
     pub prewarmed: Field,
 }

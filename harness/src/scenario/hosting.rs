@@ -6,7 +6,9 @@ use super::error::{ScenarioError, Source};
 use super::file::{ConsumerFile, CostFile, Raw, S, ScalingFile, WebFile};
 use super::values::*;
 use serde::Deserialize;
-use sim::spec::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
+use sim::spec::{
+    CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec, WorkerModel,
+};
 use sim::time::{NS_PER_MIN, NS_PER_MS};
 use std::collections::BTreeMap;
 
@@ -86,6 +88,26 @@ pub(crate) fn hosting(
         Some(v) => execution_timeout(src, v, plan)?,
         None => ExecutionLimit::PlanDefault,
     };
+    let worker_model = match field(|c| &c.worker_model) {
+        Some(v) => {
+            let names = ["isolated", "in-process"];
+            let name = choice(src, v, "consumer.worker_model", &names)?;
+            if !matches!(
+                plan,
+                Plan::FunctionsConsumption | Plan::FunctionsFlex | Plan::FunctionsPremium
+            ) {
+                let msg = format!(
+                    "`consumer.worker_model` does not apply to hosting = \"{}\"",
+                    plan.name()
+                );
+                return Err(src
+                    .at(v.span(), msg)
+                    .note("it says what a Functions timeout recycles: use a functions-* plan"));
+            }
+            if name == "in-process" { WorkerModel::InProcess } else { WorkerModel::Isolated }
+        }
+        None => d.worker_model,
+    };
     if plan.elastic()
         && let Some(v) = field(|c| &c.instances)
     {
@@ -104,6 +126,7 @@ pub(crate) fn hosting(
         memory_mb,
         cpu,
         execution_timeout,
+        worker_model,
         scaling: scaling_spec(src, plan, scaling)?,
         web: web_spec(src, plan, web)?,
     })
@@ -213,6 +236,18 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
     s.cooldown = opt(&f.cooldown, |v| duration(src, v, "scaling.cooldown"))?.unwrap_or(s.cooldown);
     s.scale_out_step = opt(&f.scale_out_step, |v| duration(src, v, "scaling.scale_out_step"))?
         .unwrap_or(s.scale_out_step);
+    s.scale_out_max = opt(&f.scale_out_max, |v| count(src, v, "scaling.scale_out_max", 1))?
+        .unwrap_or(s.scale_out_max);
+    if let Some(v) = &f.drain_grace {
+        if plan.default_drain_grace().is_none() {
+            let msg =
+                format!("`scaling.drain_grace` does not apply to hosting = \"{}\"", plan.name());
+            return Err(src
+                .at(v.span(), msg)
+                .note("only the Functions scale controller drains instances it scales in"));
+        }
+        s.drain_grace = Some(duration(src, v, "scaling.drain_grace")?);
+    }
     s.cold_start =
         opt(&f.cold_start, |v| dist(src, v, "scaling.cold_start"))?.unwrap_or(s.cold_start);
     if let Some(v) = &f.prewarmed {

@@ -9,7 +9,7 @@ use super::values::{self, Res};
 use sim::dist::Dist;
 use sim::patterns::{Pattern, REGISTRY};
 use sim::spec::Scenario;
-use sim::spec::table::{PatternTable, SubTables, TableError, TableReader, TableWriter};
+use sim::spec::table::{PatternTable, SubTable, SubTables, TableError, TableReader, TableWriter};
 use sim::time::{Nanos, format_duration};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -278,6 +278,19 @@ impl TableReader for Reader<'_, '_, '_> {
         Ok(true)
     }
 
+    fn table(&mut self, key: &str, read: &mut SubTable<'_>) -> Result<bool, TableError> {
+        self.asked.insert(key.to_string());
+        let DeValue::Table(table) = self.raw.get_ref() else { return Ok(false) };
+        let Some((name, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+            return Ok(false);
+        };
+        let t = Taken { name: self.key(key), key_span: name.span(), value: value.clone() };
+        let mut reader = Reader::new(self.src, self.scenario, &t).map_err(wrap)?;
+        read(&mut reader)?;
+        reader.unknown_keys().map_err(wrap)?;
+        Ok(true)
+    }
+
     fn scenario(&self) -> Option<&Scenario> {
         Some(self.scenario)
     }
@@ -416,6 +429,20 @@ impl TableReader for Describe {
                     "additionalProperties": false,
                     "properties": serde_json::Value::Object(sub.0),
                 },
+            }),
+        )?;
+        Ok(false)
+    }
+
+    fn table(&mut self, key: &str, read: &mut SubTable<'_>) -> Result<bool, TableError> {
+        let mut sub = Describe(serde_json::Map::new());
+        let _ = read(&mut sub);
+        self.key::<()>(
+            key,
+            serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": serde_json::Value::Object(sub.0),
             }),
         )?;
         Ok(false)

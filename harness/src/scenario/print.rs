@@ -145,6 +145,12 @@ fn workload(out: &mut Out, w: &WorkloadSpec) {
     for (name, weight) in &w.classes {
         out.raw(&key_text(name), weight);
     }
+    if !w.class_work.is_empty() {
+        out.table("workload.class_work");
+        for (name, work) in &w.class_work {
+            out.str(&key_text(name), &work.to_string());
+        }
+    }
 }
 
 fn queue(out: &mut Out, q: &QueueSpec) {
@@ -178,6 +184,7 @@ fn consumer(out: &mut Out, c: &ConsumerSpec) {
     let calls: Vec<String> = c.calls.iter().map(|n| quote(n)).collect();
     out.raw("calls", format!("[{}]", calls.join(", ")));
     out.dur("poll_interval", c.poll_interval);
+    out.raw("cpu_bound", c.cpu_bound);
 }
 
 /// The rest of `[consumer]` (hosting keys), then `[scaling]` and `[web]` where they apply.
@@ -193,6 +200,9 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
             h.plan.default_execution_timeout().map_or("none".into(), format_duration)
         )),
     }
+    if matches!(h.plan, Plan::FunctionsConsumption | Plan::FunctionsFlex | Plan::FunctionsPremium) {
+        out.str("worker_model", h.worker_model.name());
+    }
     if h.plan.elastic() {
         let s = &h.scaling;
         out.table("scaling");
@@ -205,6 +215,12 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
         out.dur("polling_interval", s.polling_interval);
         out.dur("cooldown", s.cooldown);
         out.dur("scale_out_step", s.scale_out_step);
+        if h.plan != Plan::AcaJob {
+            out.raw("scale_out_max", s.scale_out_max);
+        }
+        if let Some(g) = s.drain_grace.or(h.plan.default_drain_grace()) {
+            out.dur("drain_grace", g);
+        }
         out.str("cold_start", &s.cold_start.to_string());
         out.raw("prewarmed", s.prewarmed);
     }

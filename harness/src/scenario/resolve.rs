@@ -224,6 +224,8 @@ fn consumer(
             positive_duration(src, v, "consumer.poll_interval")
         })?
         .unwrap_or(d.poll_interval),
+        cpu_bound: opt(&c.cpu_bound, |v| boolean(src, v, "consumer.cpu_bound"))?
+            .unwrap_or(d.cpu_bound),
     })
 }
 

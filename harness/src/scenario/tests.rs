@@ -167,7 +167,7 @@ fn unknown_keys_point_at_the_key_and_suggest_a_name() {
     assert_eq!(
         error_after_minimal("[consumer]\ninstances = 2\n  instanse = 3\n"),
         "scenarios/x.toml:6:3: error: unknown key `instanse` in [consumer]\n  \
-         expected one of: instances, concurrency, batch_size, work, calls, poll_interval, hosting, memory, cpu, execution_timeout\n  \
+         expected one of: instances, concurrency, batch_size, work, calls, poll_interval, hosting, memory, cpu, execution_timeout, worker_model, cpu_bound\n  \
          did you mean `instances`?"
     );
     assert_eq!(
@@ -348,6 +348,21 @@ fn references_to_unknown_services_suggest_known_ones() {
 }
 
 #[test]
+fn class_work_names_a_class_and_takes_a_distribution() {
+    let ok = "[workload.classes]\nnormal = 0.9\nslow = 0.1\n[workload.class_work]\nslow = \"const(7m)\"\n";
+    let s = load_text(&format!("{MINIMAL}{ok}")).unwrap();
+    assert_eq!(
+        s.workload.class_work,
+        vec![("slow".into(), sim::dist::Dist::Const(7 * NS_PER_MIN))]
+    );
+    let e = error_after_minimal(&ok.replace("slow = \"const", "slwo = \"const"));
+    assert!(e.contains("\"slwo\" is not a class of [workload.classes]"), "{e}");
+    assert!(e.ends_with("did you mean `slow`?"), "{e}");
+    let e = error_after_minimal(&ok.replace("const(7m)", "cnst(7m)"));
+    assert!(e.starts_with("scenarios/x.toml:8:8: error: bad distribution \"cnst(7m)\""), "{e}");
+}
+
+#[test]
 fn restarts_need_a_process_of_the_pattern() {
     let restart =
         "[[faults]]\nkind = \"restart\"\ntarget = \"web\"\nat = \"1m\"\ngrace = \"30s\"\n";
@@ -492,7 +507,7 @@ fn bad_overrides_name_the_override() {
     assert_eq!(
         err(&["consumer.instanse=8"]),
         "--set consumer.instanse=8: error: unknown key `instanse` in [consumer]\n  \
-         expected one of: instances, concurrency, batch_size, work, calls, poll_interval, hosting, memory, cpu, execution_timeout\n  \
+         expected one of: instances, concurrency, batch_size, work, calls, poll_interval, hosting, memory, cpu, execution_timeout, worker_model, cpu_bound\n  \
          did you mean `instances`?"
     );
     assert!(

@@ -26,8 +26,37 @@ pub(crate) fn workload(src: &Source<'_>, w: &S<WorkloadFile>) -> Res<WorkloadSpe
         arrivals,
         rate_per_s: opt(&f.rate, |v| rate(src, v, "workload.rate"))?.unwrap_or(d.rate_per_s),
         phases,
+        class_work: Vec::new(),
         classes: classes(src, &f.classes)?.unwrap_or(d.classes),
     })
+    .and_then(|mut w| {
+        w.class_work = class_work(src, &f.class_work, &w.classes)?;
+        Ok(w)
+    })
+}
+
+/// `[workload.class_work]`: `class = "dist"` for classes of `[workload.classes]`.
+fn class_work(
+    src: &Source<'_>,
+    named: &Named<Raw>,
+    classes: &[(String, f64)],
+) -> Res<Vec<(String, sim::dist::Dist)>> {
+    let Some(table) = named else { return Ok(Vec::new()) };
+    let known: Vec<&str> = classes.iter().map(|(n, _)| n.as_str()).collect();
+    let mut out = Vec::new();
+    for (name, v) in table.get_ref() {
+        let key = format!("workload.class_work.{}", key_text(name.get_ref()));
+        if !known.contains(&name.get_ref().as_str()) {
+            let msg = format!("`{key}`: {:?} is not a class of [workload.classes]", name.get_ref());
+            return Err(src
+                .at(name.span(), msg)
+                .expected_one_of(&known)
+                .did_you_mean(name.get_ref(), &known));
+        }
+        out.push((name.get_ref().clone(), dist(src, v, &key)?));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// `arrivals` and `trace`; a `trace` alone implies `arrivals = "trace"`.

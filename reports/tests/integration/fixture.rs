@@ -198,6 +198,7 @@ pub fn results() -> RunResults {
             scale_ins: 0,
             cold_starts: 4,
             timeouts: 0,
+            ..Default::default()
         },
         web: None,
         classes: Vec::new(),

@@ -16,8 +16,10 @@
 //! one. Deadlines are kept per instance in a FIFO (every execution has the same limit) and one
 //! watchdog process per instance sleeps until the oldest: no timer per message.
 
+use crate::dist::Dist;
 use crate::engine::{Sim, TaskId, WaitList};
 use crate::model::cost::CostMeter;
+use crate::model::cpu::Cpu;
 use crate::model::meters::{Level, Meters};
 use crate::model::queue::{Delivery, Queue};
 use crate::results::ScalingResults;
@@ -78,6 +80,8 @@ pub struct Instance {
     deadlines: RefCell<VecDeque<Deadline>>,
     watchdog: Cell<Option<TaskId>>,
     watchdog_armed: Cell<Nanos>,
+    /// The instance's vCPUs, when handler work is CPU-bound (`[consumer] cpu_bound`).
+    cpu: Option<Rc<Cpu>>,
 }
 
 impl Instance {
@@ -156,6 +160,22 @@ pub struct Execution {
 /// A handler slot's process: the pattern's loop for slot `n` of an instance.
 pub type SlotMain = Rc<dyn Fn(Rc<Instance>, u32) -> Pin<Box<dyn Future<Output = ()>>>>;
 
+/// What an execution that runs past the time limit takes down with it.
+#[derive(Clone, Debug)]
+pub enum OnTimeout {
+    /// The Functions host restarts the worker process (isolated worker, every non-.NET
+    /// language): every execution in it fails and is settled as failed (abandoned on
+    /// Service Bus, released on a storage queue); the instance goes on.
+    RestartWorker,
+    /// The in-process .NET host shuts down: every execution on the instance is cut off
+    /// unsettled (its message returns when its lock or visibility lapses), and the host
+    /// starts again after a draw of this restart time.
+    RestartHost(Dist),
+    /// A Container Apps job replica: the limit is the replica's whole run; at it the replica
+    /// ends, cutting off what it runs (messages return when their locks lapse).
+    EndReplica,
+}
+
 /// The consumer instances of a run.
 pub struct Host {
     sim: Sim,
@@ -174,6 +194,12 @@ pub struct Host {
     cpu_work: Cell<Nanos>,
     prewarmed: u32,
     prewarmed_billed_until: Cell<Nanos>,
+    /// How long a draining instance may finish its executions (`None`: as long as they take).
+    drain_grace: Option<Nanos>,
+    /// What the time limit cuts off.
+    on_timeout: OnTimeout,
+    /// vCPUs per instance when handler work is CPU-bound (`None`: work only takes time).
+    cpus: Option<f64>,
     /// The pool's name: its instances' random streams are `<name>.<index>.<incarnation>`.
     name: String,
 }
@@ -207,8 +233,43 @@ impl Host {
             cpu_work: Cell::new(0),
             prewarmed,
             prewarmed_billed_until: Cell::new(0),
+            drain_grace: None,
+            on_timeout: OnTimeout::RestartWorker,
+            cpus: None,
             name: "consumer".to_string(),
         }
+    }
+
+    /// The same host, whose draining instances are removed `grace` after the drain began,
+    /// cutting off what still runs (`None`: they finish whatever it takes).
+    pub fn with_drain_grace(mut self, grace: Option<Nanos>) -> Host {
+        self.drain_grace = grace;
+        self
+    }
+
+    /// The same host, whose time limit cuts off what `on_timeout` says (default: the
+    /// worker process, [`OnTimeout::RestartWorker`]).
+    pub fn with_on_timeout(mut self, on_timeout: OnTimeout) -> Host {
+        self.on_timeout = on_timeout;
+        self
+    }
+
+    /// The same host, whose handler work is CPU time on `cpus` vCPUs per instance (processor
+    /// sharing beyond `cpus` pieces at once; see [`crate::model::cpu`]).
+    pub fn with_cpu_bound_work(mut self, cpus: f64) -> Host {
+        self.cpus = Some(cpus);
+        self
+    }
+
+    /// Runs `work` of a handler on `inst`: on its vCPUs when work is CPU-bound (slower when
+    /// more handlers than vCPUs run), else simply taking that long. Counts it as CPU work
+    /// (the WebJob web tier's share).
+    pub async fn work(&self, inst: &Instance, work: Nanos) {
+        match &inst.cpu {
+            Some(cpu) => cpu.run(work).await,
+            None => self.sim.sleep(work).await,
+        }
+        self.cpu_work(work);
     }
 
     /// The same host for the pool named `name` (default `consumer`), so that two pools'
@@ -268,6 +329,7 @@ impl Host {
             deadlines: RefCell::new(VecDeque::new()),
             watchdog: Cell::new(None),
             watchdog_armed: Cell::new(0),
+            cpu: self.cpus.map(|c| Cpu::new(self.sim.clone(), c)),
         });
         self.instances.borrow_mut().push(inst.clone());
         let peak = {
@@ -276,6 +338,15 @@ impl Host {
             level.peak
         };
         self.stats.borrow_mut().instances_peak = peak as u32;
+        if let (OnTimeout::EndReplica, Some(limit)) = (&self.on_timeout, self.timeout) {
+            let (host, me) = (Rc::clone(self), Rc::clone(&inst));
+            self.sim.spawn_in(inst.group, async move {
+                host.sim.sleep(limit).await;
+                host.stats.borrow_mut().timeouts += u64::from(me.busy.get());
+                host.queue.holder_gone(me.group);
+                host.stop(&me);
+            });
+        }
         match cold_start {
             None => self.spawn_slots(&inst),
             Some(delay) => {
@@ -314,13 +385,28 @@ impl Host {
         }
         inst.busy.set(inst.busy.get() + 1);
         self.meters.execution_started();
-        if let Some(limit) = self.timeout {
+        if let Some(limit) =
+            self.timeout.filter(|_| !matches!(self.on_timeout, OnTimeout::EndReplica))
+        {
             let execution = inst.slots.borrow()[slot as usize].1;
             let deadline = Deadline { at: started + limit, slot, execution, started, delivery };
             inst.deadlines.borrow_mut().push_back(deadline);
             self.ensure_watchdog(inst);
         }
         Execution { slot, started }
+    }
+
+    /// An execution that holds no queue message (a batch of stream events) starts on
+    /// `inst`: counted busy and billed like any other, ended by [`Host::end_execution`]. No
+    /// execution-time limit is armed for it.
+    pub fn begin_untimed(&self, inst: &Instance) -> Execution {
+        let started = self.sim.now_ns();
+        if inst.busy.get() == 0 {
+            inst.busy_since.set(started);
+        }
+        inst.busy.set(inst.busy.get() + 1);
+        self.meters.execution_started();
+        Execution { slot: 0, started }
     }
 
     /// The execution begun by [`Host::begin_execution`] ended: bills it and frees the slot.
@@ -382,7 +468,9 @@ impl Host {
                     break Some(at);
                 }
                 let d = inst.deadlines.borrow_mut().pop_front().expect("front");
-                self.kill(&inst, d);
+                if self.time_out(&inst, d) {
+                    return; // the host went down with the instance (and this watchdog)
+                }
             };
             match next {
                 Some(at) if inst.watchdog_armed.get() != at => {
@@ -396,15 +484,46 @@ impl Host {
         }
     }
 
-    /// Kills an overdue execution: its slot's process ends, its message is abandoned, and a
-    /// fresh slot takes the old one's place.
+    /// An execution ran past the time limit: it and what `on_timeout` says go down with it.
+    /// Returns whether the instance itself went down.
+    fn time_out(self: &Rc<Self>, inst: &Rc<Instance>, d: Deadline) -> bool {
+        self.stats.borrow_mut().timeouts += 1;
+        match &self.on_timeout {
+            OnTimeout::RestartWorker | OnTimeout::EndReplica => {
+                // The worker process restarts: every execution in it fails with this one.
+                let others: Vec<Deadline> = inst
+                    .deadlines
+                    .borrow_mut()
+                    .drain(..)
+                    .filter(|o| inst.slots.borrow()[o.slot as usize].1 == o.execution)
+                    .collect();
+                self.stats.borrow_mut().timeout_collateral += others.len() as u64;
+                self.kill(inst, d);
+                for o in others {
+                    self.kill(inst, o);
+                }
+                false
+            }
+            OnTimeout::RestartHost(restart) => {
+                let collateral = u64::from(inst.busy.get()).saturating_sub(1);
+                self.stats.borrow_mut().timeout_collateral += collateral;
+                let delay = restart.sample(&mut inst.rng.borrow_mut());
+                self.queue.holder_gone(inst.group);
+                self.stop(inst);
+                self.launch(inst.index, Some(delay), inst.always_ready, inst.exit_when_idle);
+                true
+            }
+        }
+    }
+
+    /// Kills an execution: its slot's process ends, its message is abandoned (settled as
+    /// failed), and a fresh slot takes the old one's place.
     fn kill(&self, inst: &Rc<Instance>, d: Deadline) {
         let (task, _) = inst.slots.borrow()[d.slot as usize];
         self.sim.abort(task);
         if inst.fetcher.get() == Some(task) {
             inst.fetcher.set(None);
         }
-        self.stats.borrow_mut().timeouts += 1;
         let _ = self.queue.abandon(&d.delivery);
         inst.slots.borrow_mut()[d.slot as usize].1 += 1;
         self.execution_ended(inst, d.started);
@@ -441,8 +560,10 @@ impl Host {
     }
 
     /// Scale-in: the newest running instances stop taking messages (their prefetched ones go
-    /// back to the queue) and stop once their in-flight executions have finished.
-    pub fn drain(&self, count: u32) {
+    /// back to the queue) and stop once their in-flight executions have finished, or when
+    /// the drain grace runs out: then what still runs is cut off without settling, and its
+    /// messages come back when their locks or visibility lapse.
+    pub fn drain(self: &Rc<Self>, count: u32) {
         let victims: Vec<Rc<Instance>> = self
             .instances
             .borrow()
@@ -469,6 +590,14 @@ impl Host {
             inst.arrived.notify_all(&self.sim); // idle slots see the drain and end
             if inst.busy.get() == 0 {
                 self.stop(&inst);
+            } else if let Some(grace) = self.drain_grace {
+                let (host, me) = (Rc::clone(self), Rc::clone(&inst));
+                self.sim.spawn_in(inst.group, async move {
+                    host.sim.sleep(grace).await;
+                    host.stats.borrow_mut().drain_cutoffs += u64::from(me.busy.get());
+                    host.queue.holder_gone(me.group);
+                    host.stop(&me);
+                });
             }
         }
     }

@@ -315,7 +315,7 @@ impl Meters {
             }
             let id = m.next_id;
             m.next_id += 1;
-            Message { id, class, accepted_at: self.sim.now_ns() }
+            Message { id, class, accepted_at: self.sim.now_ns(), work: 0 }
         };
         self.trace(&msg, Event::Produced);
         msg

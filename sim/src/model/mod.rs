@@ -7,6 +7,7 @@
 //! | [`queue`] | Storage Queue / Service Bus semantics: locks, delivery count, DLQ, TTL |
 //! | [`lanes`] | a queue's waiting line split by class (strict priority), and how long each class starves |
 //! | [`service`] | downstream dependencies with latency, errors, timeouts and fault windows |
+//! | [`stream`] | an event stream (Event Hubs): partitions, checkpoints, ownership, the stream breaker, Functions retry policies |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
 //! | [`lease`] | a lease lock with expiry and fencing tokens (blob lease, Redis `SET NX PX`) |
@@ -20,6 +21,7 @@
 
 pub mod breaker;
 pub mod cost;
+pub mod cpu;
 pub mod host;
 pub mod lanes;
 pub mod lease;
@@ -30,6 +32,7 @@ pub mod retry;
 pub mod scaler;
 pub mod series;
 pub mod service;
+pub mod stream;
 pub mod trigger;
 pub mod web;
 pub mod worker;

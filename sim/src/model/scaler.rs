@@ -5,11 +5,12 @@
 //! locked or delayed) and computes `desired = ceil(length / target_per_instance)`, clamped
 //! to `[min_instances, max_instances]`.
 //!
-//! * Functions plans: below `desired`, add one instance, at most one per `scale_out_step`
-//!   (queue triggers add instances one at a time); above `desired` for a whole `cooldown`,
-//!   drain down to `desired` (in-flight work finishes first). A new instance pays a cold
-//!   start, except on Premium while a pre-warmed instance is ready (the buffer refills after
-//!   a cold start of its own).
+//! * Functions plans: below `desired`, add up to `scale_out_max` instances (target-based
+//!   scaling adds up to four at a time; incremental scaling, `scale_out_max = 1`, one), at
+//!   most one such decision per `scale_out_step`; above `desired` for a whole `cooldown`,
+//!   drain down to `desired` (in-flight work finishes first, within the plan's drain
+//!   grace). A new instance pays a cold start, except on Premium while a pre-warmed
+//!   instance is ready (the buffer refills after a cold start of its own).
 //! * Container Apps jobs: start `min(desired - running, max - running)` new executions; each
 //!   pays a cold start, drains the queue and exits when it finds it empty.
 
@@ -65,14 +66,16 @@ impl Autoscaler {
                 over_since = None;
                 if last_out.is_none_or(|t| now - t >= s.scale_out_step) {
                     last_out = Some(now);
-                    let cold = s.cold_start.sample(&mut self.rng);
-                    let warm = warm_ready_at.iter_mut().find(|t| **t <= now);
-                    match warm {
-                        Some(ready) if h.plan == Plan::FunctionsPremium => {
-                            *ready = now + cold; // the buffer refills behind it
-                            self.host.add(None, false);
+                    for _ in 0..(desired - current).min(s.scale_out_max.max(1)) {
+                        let cold = s.cold_start.sample(&mut self.rng);
+                        let warm = warm_ready_at.iter_mut().find(|t| **t <= now);
+                        match warm {
+                            Some(ready) if h.plan == Plan::FunctionsPremium => {
+                                *ready = now + cold; // the buffer refills behind it
+                                self.host.add(None, false);
+                            }
+                            _ => self.host.add(Some(cold), false),
                         }
-                        _ => self.host.add(Some(cold), false),
                     }
                 }
             } else if desired < current {

@@ -42,9 +42,8 @@ impl Handler for Worker {
     /// failure abandon it so the broker can deliver it again (or dead-letter it).
     async fn handle(&self, inst: &Rc<Instance>, delivery: Delivery) {
         let started = self.sim.now_ns();
-        let work = self.work.sample(&mut inst.rng.borrow_mut());
-        self.sim.sleep(work).await;
-        self.host.cpu_work(work);
+        let work = delivery.msg.work(&self.work, &mut inst.rng.borrow_mut());
+        self.host.work(inst, work).await;
         let poison = self.poison == Some(delivery.msg.class);
         let ok = !poison && self.calls.call_all().await.is_ok();
         let took = self.sim.now_ns() - started;

@@ -136,6 +136,7 @@ mod tests {
             rate_per_s: 100.0,
             phases: vec![Phase { from: 100 * NS_PER_S, to: 200 * NS_PER_S, rate_per_s: 1000.0 }],
             classes: vec![("normal".into(), 1.0)],
+            class_work: Vec::new(),
         };
         let mut w = Workload::new(&spec, 300 * NS_PER_S, 1);
         let mut counts = [0u64; 3];

@@ -610,9 +610,8 @@ impl Handler for Guarded {
     async fn handle(&self, inst: &Rc<Instance>, delivery: Delivery) {
         let t = &self.t;
         let started = t.sim.now_ns();
-        let work = self.work.sample(&mut inst.rng.borrow_mut());
-        t.sim.sleep(work).await;
-        self.host.cpu_work(work);
+        let work = delivery.msg.work(&self.work, &mut inst.rng.borrow_mut());
+        self.host.work(inst, work).await;
         let ok = !t.is_poison(delivery.msg.class) && self.call_all(inst).await.is_ok();
         if let Some(b) = self.breakers.as_ref().filter(|_| self.on_open == OnOpen::Pause) {
             b.handled(inst);

@@ -8,6 +8,7 @@
 //! | `retry-backoff` | [`retry_backoff`] | store the intent, poll for due jobs, exponential backoff |
 //! | `circuit-breaker` | [`circuit_breaker`] | Polly v7/v8 and resilience4j breakers in front of a failing service |
 //! | `priority` | [`priority`] | separate queues per class vs one queue vs strict priority: per-class latency, starvation |
+//! | `event-stream` | [`event_stream`] | Event Hubs partitions, a checkpoint after each batch, retry then park, a stream breaker |
 //! | `saga` | [`saga`] | orchestrated steps with compensations: durable history replayed after a crash vs state in memory |
 //! | `scheduled` | [`scheduled`] | cron ticks on several instances under a lease lock: one run per tick, missed ticks, catch-up |
 //!
@@ -17,6 +18,7 @@
 
 pub mod circuit_breaker;
 pub mod competing_consumers;
+pub mod event_stream;
 pub mod load_leveling;
 pub mod priority;
 pub mod retry_backoff;
@@ -69,12 +71,13 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 7] = [
+pub static REGISTRY: [&Pattern; 8] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
     &circuit_breaker::PATTERN,
     &priority::PATTERN,
+    &event_stream::PATTERN,
     &saga::PATTERN,
     &scheduled::PATTERN,
 ];

@@ -73,6 +73,17 @@ impl Plan {
         }
     }
 
+    /// How long a Functions instance that is scaled in may finish its running executions:
+    /// 10 minutes on Consumption, 60 on Flex Consumption and Premium; `None` where the
+    /// scaler never drains (jobs, fixed plans).
+    pub fn default_drain_grace(self) -> Option<Nanos> {
+        match self {
+            Plan::FunctionsConsumption => Some(10 * NS_PER_MIN),
+            Plan::FunctionsFlex | Plan::FunctionsPremium => Some(60 * NS_PER_MIN),
+            Plan::AcaJob | Plan::Worker | Plan::WebJob => None,
+        }
+    }
+
     /// The largest execution-time limit the plan allows, `None` for unbounded.
     pub fn max_execution_timeout(self) -> Option<Nanos> {
         match self {
@@ -109,8 +120,12 @@ pub struct HostingSpec {
     pub memory_mb: u32,
     /// vCPUs per instance (default 1).
     pub cpu: f64,
-    /// When an execution is killed (its message is abandoned and redelivered).
+    /// When an execution is killed: `functionTimeout` on Functions plans (what the host
+    /// does then depends on `worker_model`), the replica timeout of a Container Apps job
+    /// (the replica's whole run).
     pub execution_timeout: ExecutionLimit,
+    /// How a Functions app runs its code: what a timeout recycles.
+    pub worker_model: WorkerModel,
     /// Autoscaling (elastic plans only).
     pub scaling: ScalingSpec,
     /// The web tier sharing a WebJob's instances.
@@ -124,6 +139,7 @@ impl Default for HostingSpec {
             memory_mb: 512,
             cpu: 1.0,
             execution_timeout: ExecutionLimit::PlanDefault,
+            worker_model: WorkerModel::Isolated,
             scaling: ScalingSpec::default(),
             web: WebTierSpec::default(),
         }
@@ -152,6 +168,28 @@ pub enum ExecutionLimit {
     After(Nanos),
 }
 
+/// `[consumer] worker_model`: how a Functions app runs its code, which decides what a
+/// `functionTimeout` takes down with the execution that ran over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerModel {
+    /// The isolated worker (and every non-.NET language): the host restarts the worker
+    /// process; every execution in it fails and is settled as failed (abandoned, released).
+    Isolated,
+    /// The in-process .NET model: the whole host shuts down and restarts; executions are cut
+    /// off unsettled, their messages return when their locks or visibility lapse.
+    InProcess,
+}
+
+impl WorkerModel {
+    /// The name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerModel::Isolated => "isolated",
+            WorkerModel::InProcess => "in-process",
+        }
+    }
+}
+
 /// `[scaling]`: target-based autoscaling on the queue length (Functions scale controller,
 /// KEDA for Container Apps jobs).
 #[derive(Clone, Debug, PartialEq)]
@@ -169,9 +207,15 @@ pub struct ScalingSpec {
     /// How long the queue must have been over-provisioned before an instance is removed
     /// (default 5 min).
     pub cooldown: Nanos,
-    /// At most one new instance per step (default 30 s: queue triggers add instances one at
-    /// a time).
+    /// The shortest time between two scale-out decisions (default 30 s).
     pub scale_out_step: Nanos,
+    /// The most instances one scale-out decision adds (default 4: target-based scaling
+    /// "allows scale up of four instances at a time"; 1 is incremental scaling, one
+    /// instance per `scale_out_step`). Not used by Container Apps jobs.
+    pub scale_out_max: u32,
+    /// How long a scaled-in instance may finish its running executions before it is removed
+    /// and they are cut off (`None`: the plan's, [`Plan::default_drain_grace`]).
+    pub drain_grace: Option<Nanos>,
     /// Time from the decision to add an instance to its first receive.
     pub cold_start: Dist,
     /// Premium: instances kept warm beyond the running ones; a scale-out takes one of these
@@ -188,6 +232,8 @@ impl Default for ScalingSpec {
             polling_interval: 30 * NS_PER_S,
             cooldown: 5 * NS_PER_MIN,
             scale_out_step: 30 * NS_PER_S,
+            scale_out_max: 4,
+            drain_grace: None,
             cold_start: Dist::lognormal(2 * NS_PER_S, 8 * NS_PER_S).expect("valid"),
             prewarmed: 1,
         }

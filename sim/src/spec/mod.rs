@@ -7,7 +7,9 @@
 mod hosting;
 pub mod table;
 
-pub use hosting::{CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec};
+pub use hosting::{
+    CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec, WorkerModel,
+};
 
 use crate::dist::Dist;
 use crate::time::{NS_PER_H, NS_PER_MIN, NS_PER_MS, NS_PER_S, Nanos};
@@ -134,6 +136,10 @@ pub struct WorkloadSpec {
     /// Message classes and their weights, sorted by name. A class named `poison` always
     /// fails in the handler. Default: `normal = 1`.
     pub classes: Vec<(String, f64)>,
+    /// `[workload.class_work]`: a class's own handler work, drawn once per message and the
+    /// same on every delivery (a slow message is slow every time). Classes not named here
+    /// draw `[consumer] work` afresh on each delivery.
+    pub class_work: Vec<(String, Dist)>,
 }
 
 impl Default for WorkloadSpec {
@@ -143,6 +149,7 @@ impl Default for WorkloadSpec {
             rate_per_s: 10.0,
             phases: Vec::new(),
             classes: vec![("normal".into(), 1.0)],
+            class_work: Vec::new(),
         }
     }
 }
@@ -309,6 +316,10 @@ pub struct ConsumerSpec {
     /// The legacy place of a polling pattern's poll interval (default 5 s); patterns read
     /// their own table first.
     pub poll_interval: Nanos,
+    /// Handler work is CPU time (default false: it only takes time, as waiting on I/O does):
+    /// an instance's `cpu` vCPUs run at most `cpu` pieces at full speed and share themselves
+    /// beyond that.
+    pub cpu_bound: bool,
 }
 
 impl Default for ConsumerSpec {
@@ -320,6 +331,7 @@ impl Default for ConsumerSpec {
             work: Dist::Exp { mean: 50 * NS_PER_MS },
             calls: Vec::new(),
             poll_interval: 5 * NS_PER_S,
+            cpu_bound: false,
         }
     }
 }

@@ -54,6 +54,13 @@ pub trait TableReader {
         let _ = read;
         Err(self.invalid(key, "sub-tables are not read here"))
     }
+    /// The one sub-table `key` (`[<table>.<key>]`, e.g. `[stream.breaker]`): `read(reader)`
+    /// reads it with a reader of its own, which reports its unknown keys like any table's.
+    /// `Ok(false)` when `key` is absent. Print its keys back as `<key>.<name>`.
+    fn table(&mut self, key: &str, read: &mut SubTable<'_>) -> Result<bool, TableError> {
+        let _ = read;
+        Err(self.invalid(key, "sub-tables are not read here"))
+    }
     /// The rest of the scenario, already validated (for checks against other tables, such
     /// as a `target` that must name a service, or `order` naming classes); `None` where the
     /// reader has none.
@@ -64,6 +71,9 @@ pub trait TableReader {
 
 /// Reads one named sub-table (see [`TableReader::tables`]).
 pub type SubTables<'r> = dyn FnMut(&str, &mut dyn TableReader) -> Result<(), TableError> + 'r;
+
+/// Reads the one sub-table of [`TableReader::table`].
+pub type SubTable<'r> = dyn FnMut(&mut dyn TableReader) -> Result<(), TableError> + 'r;
 
 /// Prints the keys of one table back, in the file's units.
 pub trait TableWriter {
