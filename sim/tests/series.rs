@@ -84,7 +84,12 @@ fn runaway(max_backlog: u64) -> Scenario {
 
 #[test]
 fn a_runaway_backlog_stops_the_run_with_what_it_recorded() {
-    for pattern in sim::patterns::REGISTRY.iter().map(|p| p.kind) {
+    // Not `scheduled`, which produces its ticks, not the workload's arrivals; nor `saga`, whose
+    // orchestrator has no concurrency limit: with no steps (this scenario calls nothing) each
+    // saga ends after one history write, and it keeps up with a million a second.
+    let runs_away = |k: &sim::spec::PatternKind| !matches!(k.name(), "scheduled" | "saga");
+    let patterns = sim::patterns::REGISTRY.iter().map(|p| p.kind).filter(runs_away);
+    for pattern in patterns {
         let mut s = Scenario { pattern, ..runaway(20_000) };
         if pattern == sim::patterns::fire_and_forget::KIND {
             // A bounded in-memory channel refuses what it cannot hold, so nothing piles up

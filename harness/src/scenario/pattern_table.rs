@@ -228,6 +228,27 @@ impl TableReader for Reader<'_, '_, '_> {
             .map(Some)
     }
 
+    fn string_map(&mut self, key: &str) -> Result<Option<Vec<(String, String)>>, TableError> {
+        self.asked.insert(key.to_string());
+        let Some((_, v)) = self.entries.get(key) else { return Ok(None) };
+        let what = format!(
+            "wrong type for `{}`: expected a table of strings, like {{ a = \"x\" }}",
+            self.key(key)
+        );
+        let toml::Value::Table(items) = v.get_ref() else {
+            return Err(wrap(self.src.at(v.span(), what)));
+        };
+        items
+            .iter()
+            .map(|(k, i)| {
+                i.as_str()
+                    .map(|s| (k.clone(), s.to_string()))
+                    .ok_or_else(|| wrap(self.src.at(v.span(), what.clone())))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     fn invalid(&self, key: &str, message: &str) -> TableError {
         let at = self.entries.get(key).map_or(self.span.clone(), |(_, v)| v.span());
         wrap(self.src.at(at, message.to_string()))
@@ -370,6 +391,14 @@ impl TableWriter for Writer {
             .collect();
         self.0.push((key.into(), format!("[{}]", tables.join(", "))));
     }
+
+    fn string_map(&mut self, key: &str, value: &[(String, String)]) {
+        let items: Vec<String> = value
+            .iter()
+            .map(|(k, v)| format!("{} = {}", super::print::quote(k), super::print::quote(v)))
+            .collect();
+        self.0.push((key.into(), format!("{{ {} }}", items.join(", "))));
+    }
 }
 
 /// The JSON Schema of every pattern's table, by table name: each pattern's `read` is run
@@ -443,6 +472,13 @@ impl TableReader for Describe {
         self.key(
             key,
             serde_json::json!({ "type": "string", "description": "a file, relative to the scenario" }),
+        )
+    }
+
+    fn string_map(&mut self, key: &str) -> Result<Option<Vec<(String, String)>>, TableError> {
+        self.key(
+            key,
+            serde_json::json!({ "type": "object", "additionalProperties": { "type": "string" } }),
         )
     }
 

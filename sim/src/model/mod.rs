@@ -12,6 +12,7 @@
 //! | [`store`] | a database: transactions that commit atomically, unique constraints, typed tables |
 //! | [`host`] | consumer instances with concurrency, crashes and restarts |
 //! | [`retry`] | Polly / AWS retry delays |
+//! | [`lease`] | a lease lock with expiry and fencing tokens (blob lease, Redis `SET NX PX`) |
 //! | [`cost`] | billing per hosting plan |
 //! | [`gpu`] | a GPU's batch latency (a line or a measured profile), memory, and the GPU kinds |
 //! | [`trigger`] | the Functions queue trigger's receive loop: batches, `newBatchThreshold`, polling back-off |
@@ -28,6 +29,7 @@ pub mod event_grid;
 pub mod gpu;
 pub mod host;
 pub mod lanes;
+pub mod lease;
 pub mod meters;
 pub mod process;
 pub mod queue;

@@ -13,6 +13,8 @@
 //! | `outbox` | [`outbox`] | state and event in one transaction, a relay, an idempotent consumer; the dual write loses events |
 //! | `fire-and-forget` | [`fire_and_forget`] | work in an in-memory channel of the web process: lost on a crash or restart |
 //! | `gpu-worker` | [`gpu_worker`] | queue-started GPU job replicas, dynamic batching, GPU memory, layered cold start |
+//! | `saga` | [`saga`] | orchestrated steps with compensations: durable history replayed after a crash vs state in memory |
+//! | `scheduled` | [`scheduled`] | cron ticks on several instances under a lease lock: one run per tick, missed ticks, catch-up |
 //!
 //! Each module exports a `PATTERN` ([`Pattern`]): its name, how it builds its components
 //! and processes, and its invariant checkers. Adding a pattern is one module and one line in
@@ -28,6 +30,8 @@ pub mod load_leveling;
 pub mod outbox;
 pub mod priority;
 pub mod retry_backoff;
+pub mod saga;
+pub mod scheduled;
 
 use crate::check::Checker;
 use crate::spec::table::{PatternSettings, TableError, TableReader};
@@ -75,7 +79,7 @@ pub struct SettingsTable {
 }
 
 /// Every pattern, in the order the README lists them.
-pub static REGISTRY: [&Pattern; 10] = [
+pub static REGISTRY: [&Pattern; 12] = [
     &load_leveling::PATTERN,
     &competing_consumers::PATTERN,
     &retry_backoff::PATTERN,
@@ -86,6 +90,8 @@ pub static REGISTRY: [&Pattern; 10] = [
     &outbox::PATTERN,
     &fire_and_forget::PATTERN,
     &gpu_worker::PATTERN,
+    &saga::PATTERN,
+    &scheduled::PATTERN,
 ];
 
 /// The registry entry of `kind`.

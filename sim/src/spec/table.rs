@@ -40,6 +40,10 @@ pub trait TableReader {
     fn string(&mut self, key: &str) -> Result<Option<String>, TableError>;
     /// An array of strings.
     fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, TableError>;
+    /// A table of strings by name (`key = { a = "x", b = "y" }`), in name order.
+    fn string_map(&mut self, key: &str) -> Result<Option<Vec<(String, String)>>, TableError> {
+        Err(self.invalid(key, "tables of strings are not read here"))
+    }
     /// An error about `key` (for checks across keys), positioned at its value when present,
     /// else at the table.
     fn invalid(&self, key: &str, message: &str) -> TableError;
@@ -112,6 +116,9 @@ pub trait TableWriter {
     ) {
         let _ = (key, len, write);
     }
+
+    /// `key = { a = "x", b = "y" }`.
+    fn string_map(&mut self, key: &str, value: &[(String, String)]);
 }
 
 /// A pattern's settings, as the pattern module defines them.
