@@ -354,7 +354,7 @@ impl Gpu {
         let mut batch: Vec<(Delivery, Nanos)> = Vec::with_capacity(max as usize);
         let mut got: Vec<Delivery> = Vec::with_capacity(max as usize);
         loop {
-            if deadline.is_some_and(|d| sim.now_ns() + longest_batch > d) {
+            if deadline.is_some_and(|d| sim.now_ns() + longest_batch >= d) {
                 self.t.count("gpu.replica_timeouts", 1.0);
                 self.host.exit(&inst);
                 self.account();
