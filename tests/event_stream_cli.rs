@@ -16,11 +16,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The shipped scenario with `from` replaced by `to`, written to a scratch file.
 fn edited(name: &str, from: &str, to: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let src = std::fs::read_to_string(repo().join(SCENARIO))?;
-    assert!(src.contains(from), "the scenario has {from:?}");
-    let path = scratch(name).join("event-stream.toml");
-    std::fs::write(&path, src.replace(from, to))?;
-    Ok(path)
+    edited_in("stream", SCENARIO, name, from, to)
 }
 
 #[test]

@@ -11,18 +11,14 @@ use std::path::PathBuf;
 const SAGA: &str = "scenarios/patterns/saga.toml";
 const SCHEDULED: &str = "scenarios/patterns/scheduled.toml";
 
-/// `scenario` with `from` replaced by `to`, written to a scratch file.
+/// A shipped scenario with `from` replaced by `to`, written to a scratch file.
 fn edited(
     scenario: &str,
     name: &str,
     from: &str,
     to: &str,
 ) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let src = std::fs::read_to_string(repo().join(scenario))?;
-    assert!(src.contains(from), "the scenario has {from:?}");
-    let path = scratch_in("stateful", name).join("scenario.toml");
-    std::fs::write(&path, src.replace(from, to))?;
-    Ok(path)
+    edited_in("stateful", scenario, name, from, to)
 }
 
 #[test]

@@ -23,11 +23,7 @@ fn edited(
     from: &str,
     to: &str,
 ) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let src = std::fs::read_to_string(repo().join(scenario))?;
-    assert!(src.contains(from), "{scenario} has {from:?}");
-    let path = scratch(name).join("scenario.toml");
-    std::fs::write(&path, src.replace(from, to))?;
-    Ok(path)
+    edited_in("stateful", scenario, name, from, to)
 }
 
 #[test]

@@ -35,3 +35,20 @@ pub fn scratch_in(prefix: &str, name: &str) -> PathBuf {
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// The shipped `scenario` (a path from the repository root) with `from` replaced by `to`,
+/// written under its own file name to the scratch folder `scratch_in(prefix, name)`.
+pub fn edited_in(
+    prefix: &str,
+    scenario: &str,
+    name: &str,
+    from: &str,
+    to: &str,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let src = std::fs::read_to_string(repo().join(scenario))?;
+    assert!(src.contains(from), "{scenario} has {from:?}");
+    let file = Path::new(scenario).file_name().expect("a scenario file");
+    let path = scratch_in(prefix, name).join(file);
+    std::fs::write(&path, src.replace(from, to))?;
+    Ok(path)
+}

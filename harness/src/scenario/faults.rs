@@ -196,11 +196,7 @@ fn crash(at: &At<'_, '_>, s: &Scenario) -> Res<FaultKind> {
         );
         return Err(too_many(at.src.at(v.span(), msg)));
     }
-    let restart_after = opt(&f.restart_after, |v| match v.get_ref() {
-        Raw::Str(s) if s.trim() == "never" => Ok(None),
-        _ => duration(at.src, v, &at.key("restart_after")).map(Some),
-    })?;
-    Ok(FaultKind::Crash { at: when, instances, restart_after: restart_after.flatten() })
+    Ok(FaultKind::Crash { at: when, instances, restart_after: restart_after(at)? })
 }
 
 /// `crash` of one of the pattern's processes: `at`, optional `instances` (a process is one:

@@ -56,7 +56,6 @@ use crate::model::host::{Host, Instance};
 use crate::model::meters::Lat;
 use crate::model::queue::{Delivery, Queue};
 use crate::model::retry::RetryState;
-use crate::model::series::Gauge;
 use crate::model::service::{CallError, Downstream};
 use crate::model::trigger::Handler;
 use crate::patterns::{Pattern, SettingsTable};
@@ -360,11 +359,14 @@ struct Breakers {
     config: Config,
     scope: Scope,
     by_key: RefCell<BTreeMap<u32, Tracked>>,
-    /// Breakers open or half-open now: the `breaker.open` column of the time series.
-    open: Gauge,
 }
 
 impl Breakers {
+    /// Breakers open or half-open now (the `breaker.open` column of the time series).
+    fn open_now(&self) -> usize {
+        self.by_key.borrow().values().filter(|t| t.not_closed_since.is_some()).count()
+    }
+
     fn key(&self, inst: &Instance) -> u32 {
         match self.scope {
             Scope::Instance => inst.index,
@@ -385,9 +387,6 @@ impl Breakers {
         let tracked = all.entry(self.key(inst)).or_insert_with(fresh);
         if tracked.group != group {
             self.count_open(tracked, self.t.sim.now_ns());
-            if tracked.not_closed_since.is_some() {
-                self.open.add(-1.0);
-            }
             *tracked = fresh();
         }
         f(tracked)
@@ -406,18 +405,13 @@ impl Breakers {
         match change {
             Change::Opened { .. } => {
                 self.t.count("breaker.opened", 1.0);
-                if tracked.not_closed_since.is_none() {
-                    self.open.add(1.0);
-                }
                 tracked.not_closed_since.get_or_insert(now);
             }
             Change::HalfOpened => self.t.count("breaker.half_opened", 1.0),
             Change::Closed => {
                 self.t.count("breaker.closed", 1.0);
                 self.count_open(tracked, now);
-                if tracked.not_closed_since.take().is_some() {
-                    self.open.add(-1.0);
-                }
+                tracked.not_closed_since = None;
             }
         }
     }
@@ -654,9 +648,13 @@ fn build(t: &Rc<Topology>) {
             config,
             scope: s.scope,
             by_key: RefCell::new(BTreeMap::new()),
-            open: t.gauge("breaker.open"),
         })
     });
+    if let Some(b) = &breakers {
+        // Weak: the breakers hold the topology, which holds its columns.
+        let b = Rc::downgrade(b);
+        t.probe("breaker.open", move || b.upgrade().map_or(0.0, |b| b.open_now() as f64));
+    }
     let recovery = outage
         .filter(|_| target.is_some())
         .map(|outage| Rc::new(Recovery { t: t.clone(), outage, recovered: Cell::new(false) }));
