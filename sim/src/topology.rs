@@ -153,6 +153,9 @@ impl Topology {
             (_, WorkerModel::Isolated) => OnTimeout::RestartWorker,
             (_, WorkerModel::InProcess) => OnTimeout::RestartHost(h.scaling.cold_start.clone()),
         })
+        .with_messages_per_replica(
+            h.scaling.messages_per_replica.filter(|_| h.plan == Plan::AcaJob),
+        )
         .named(name);
         let host = Rc::new(if consumer.cpu_bound { host.with_cpu_bound_work(h.cpu) } else { host });
         let trigger = Rc::new(QueueTrigger::new(self.sim.clone(), queue, host.clone(), consumer));

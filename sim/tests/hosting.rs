@@ -527,3 +527,108 @@ fn a_container_apps_job_aims_at_five_messages_per_replica_by_default() {
     assert_eq!(r.scaling.instances_peak, 20, "{:?}", r.scaling);
     assert_eq!(r.ledger.completed, 100);
 }
+
+/// A Container Apps job on Service Bus: `n` messages of `work` arrive in the first second;
+/// the scaler looks every 10 s, replicas start in 1 s.
+fn job_burst(n: f64, work: Nanos, target: Option<u32>, per_replica: Option<u32>) -> Scenario {
+    Scenario {
+        duration: NS_PER_S,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: n,
+            ..Default::default()
+        },
+        queue: QueueSpec { max_delivery_count: 100, ..QueueSpec::service_bus() },
+        consumer: ConsumerSpec { concurrency: 1, work: Dist::Const(work), ..Default::default() },
+        hosting: HostingSpec {
+            plan: Plan::AcaJob,
+            scaling: ScalingSpec {
+                max_instances: 100,
+                target_per_instance: target,
+                polling_interval: 10 * NS_PER_S,
+                cold_start: Dist::Const(NS_PER_S),
+                messages_per_replica: per_replica,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_replica_with_a_message_quota_takes_that_many_and_exits() {
+    // A storage queue, 10 ten-second messages, one execution per poll (target 10). A replica
+    // would take all 10 in one batch of 16 and drain the queue; with two messages per replica
+    // it takes two, handles them side by side and exits, and each later poll starts another.
+    let mut s = job_burst(10.0, 10 * NS_PER_S, Some(10), Some(2));
+    s.queue = QueueSpec { max_delivery_count: 100, ..QueueSpec::storage_queue() };
+    s.consumer.batch_size = 16;
+    let quota = go(&s);
+    assert_eq!(quota.ledger.completed, 10);
+    assert_eq!(quota.scaling.scale_outs, 5, "{:?}", quota.scaling);
+    // Each replica runs its cold start and one round of two messages: 11 s apiece.
+    assert!(close(quota.cost.instance_seconds, 55.0), "{:?}", quota.cost);
+    s.hosting.scaling.messages_per_replica = None;
+    let drain = go(&s);
+    assert_eq!(drain.ledger.completed, 10);
+    assert_eq!(drain.scaling.scale_outs, 1, "{:?}", drain.scaling);
+}
+
+#[test]
+fn one_message_replicas_at_the_default_target_leave_messages_for_later_executions() {
+    // 100 one-minute messages, KEDA's default target 5: 20 executions at the first poll.
+    // One-message replicas handle 20 messages in the first minute; each later poll starts
+    // executions for what is left, so the backlog takes about five rounds. Replicas that
+    // drain the queue keep going instead: the same 20 replicas handle all 100.
+    let one = go(&job_burst(100.0, NS_PER_MIN, None, Some(1)));
+    let drain = go(&job_burst(100.0, NS_PER_MIN, None, None));
+    assert_eq!((one.ledger.completed, drain.ledger.completed), (100, 100));
+    assert_eq!(drain.scaling.instances_peak, 20, "{:?}", drain.scaling);
+    assert_eq!(one.scaling.scale_outs, 100, "one replica per message: {:?}", one.scaling);
+    assert!(drain.scaling.scale_outs < 40, "{:?}", drain.scaling);
+    // The drain replicas finish in five minutes of work each; one-message executions are
+    // started only at polls, 20 at a time at most while 20 are still running.
+    let p99 = |r: &RunResults| r.latency["end_to_end"].quantile_ns(0.99);
+    assert!(p99(&one) >= p99(&drain), "{} < {}", p99(&one), p99(&drain));
+}
+
+#[test]
+fn an_execution_runs_parallelism_replicas_and_the_scaler_counts_executions() {
+    // 100 one-minute messages over 20 s, target 5. At the 10 s poll about 50 are queued:
+    // about 10 executions of three replicas each. At the 20 s poll all 100 are held (the
+    // replicas hold the ones they handle): 20 executions wanted, so about 10 more start,
+    // 60 replicas in all. Counting replicas instead (30 or more running, 20 wanted) would
+    // start none.
+    let mut s = job_burst(5.0, NS_PER_MIN, None, None);
+    s.duration = 20 * NS_PER_S;
+    s.hosting.scaling.parallelism = 3;
+    s.hosting.scaling.completion_count = 3;
+    let r = go(&s);
+    assert_eq!(r.ledger.completed, 100);
+    assert_eq!(r.scaling.instances_peak, 60, "{:?}", r.scaling);
+    assert_eq!(r.scaling.scale_outs, 60, "{:?}", r.scaling);
+}
+
+#[test]
+fn a_completed_execution_ends_its_other_replicas() {
+    // One 2-minute message, two replicas per execution, one completion needed: the replica
+    // that finds the queue empty exits at once and completes the execution, so its sibling
+    // (handling the message) is ended 30 s later, cut off; the message comes back when its
+    // lock lapses and the same thing happens again. With a completion count of 2 the
+    // execution waits for both replicas and the message completes.
+    let mut s = job_burst(1.0, 2 * NS_PER_MIN, Some(1), Some(1));
+    s.duration = NS_PER_S;
+    s.drain = Some(20 * NS_PER_MIN);
+    s.queue.max_delivery_count = 3;
+    s.hosting.scaling.parallelism = 2;
+    s.hosting.scaling.completion_count = 1;
+    let one = go(&s);
+    assert_eq!(one.ledger.completed, 0, "{:?}", one.ledger);
+    assert_eq!(one.ledger.dead_lettered, 1, "{:?}", one.ledger);
+    assert!(one.scaling.drain_cutoffs >= 3, "{:?}", one.scaling);
+    s.hosting.scaling.completion_count = 2;
+    let both = go(&s);
+    assert_eq!(both.ledger.completed, 1, "{:?}", both.ledger);
+    assert_eq!(both.scaling.drain_cutoffs, 0, "{:?}", both.scaling);
+}

@@ -141,6 +141,9 @@ pub(crate) struct ScalingFile {
     pub drain_grace: Field,
     pub cold_start: Field,
     pub prewarmed: Field,
+    pub parallelism: Field,
+    pub completion_count: Field,
+    pub messages_per_replica: Field,
 }
 
 /// `[web]`.

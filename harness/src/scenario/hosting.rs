@@ -260,7 +260,76 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
         }
         s.prewarmed = count(src, v, "scaling.prewarmed", 0)?;
     }
+    job_keys(src, plan, f, &mut s)?;
     Ok(s)
+}
+
+/// The most replicas one Container Apps job execution may start here (the platform's own
+/// limit is not published).
+const MAX_PARALLELISM: u32 = 1000;
+
+/// `[scaling] parallelism`, `completion_count` and `messages_per_replica`: Container Apps
+/// jobs only; the completion count is at most the parallelism.
+fn job_keys(src: &Source<'_>, plan: Plan, f: &ScalingFile, s: &mut ScalingSpec) -> Res<()> {
+    let keys = [
+        ("parallelism", &f.parallelism),
+        ("completion_count", &f.completion_count),
+        ("messages_per_replica", &f.messages_per_replica),
+    ];
+    for (key, v) in keys {
+        if let Some(v) = v
+            && plan != Plan::AcaJob
+        {
+            let msg = format!("`scaling.{key}` does not apply to hosting = \"{}\"", plan.name());
+            return Err(src
+                .at(v.span(), msg)
+                .note("it is a Container Apps job setting: use hosting = \"aca-job\""));
+        }
+    }
+    if let Some(v) = &f.parallelism {
+        let n = count(src, v, "scaling.parallelism", 1)?;
+        if n > MAX_PARALLELISM {
+            return Err(src.at(
+                v.span(),
+                format!("`scaling.parallelism` is at most {MAX_PARALLELISM} (found {n})"),
+            ));
+        }
+        s.parallelism = n;
+    }
+    if let Some(v) = &f.completion_count {
+        let n = count(src, v, "scaling.completion_count", 1)?;
+        if n > s.parallelism {
+            return Err(src
+                .at(
+                    v.span(),
+                    format!(
+                        "`scaling.completion_count` ({n}) is above `scaling.parallelism` ({})",
+                        s.parallelism
+                    ),
+                )
+                .note(
+                    "an execution succeeds once this many of its replicas have completed: \
+                     at most the replicas it starts",
+                ));
+        }
+        s.completion_count = n;
+    }
+    if let Some(v) = &f.messages_per_replica {
+        s.messages_per_replica = match v.get_ref() {
+            Raw::Str(t) if t.trim() == "drain" => None,
+            Raw::Int(0) => None,
+            Raw::Int(_) => Some(count(src, v, "scaling.messages_per_replica", 1)?),
+            _ => {
+                return Err(wrong_type(
+                    src,
+                    v,
+                    "scaling.messages_per_replica",
+                    "a count of messages or \"drain\"",
+                ));
+            }
+        };
+    }
+    Ok(())
 }
 
 /// `[web]`: the web tier of a WebJob's App Service plan.

@@ -234,6 +234,14 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
         if h.plan == Plan::FunctionsPremium {
             out.raw("prewarmed", s.prewarmed);
         }
+        if h.plan == Plan::AcaJob {
+            out.raw("parallelism", s.parallelism);
+            out.raw("completion_count", s.completion_count);
+            match s.messages_per_replica {
+                Some(n) => out.raw("messages_per_replica", n),
+                None => out.str("messages_per_replica", "drain"),
+            }
+        }
     }
     if h.plan == Plan::WebJob {
         out.table("web");

@@ -47,6 +47,17 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
         );
         return Err(src.at(at, msg).note("remove `consumer.hosting` (or set it to \"worker\")"));
     }
+    // gpu-worker runs its own replica loop (batches, `[gpu] idle_timeout`): no message quota.
+    if s.pattern == sim::patterns::gpu_worker::KIND
+        && let Some(v) = f.scaling.as_ref().and_then(|t| t.get_ref().messages_per_replica.as_ref())
+    {
+        return Err(src
+            .at(v.span(), "`scaling.messages_per_replica` does not apply to gpu-worker")
+            .note(
+                "a GPU replica takes batches until the queue stays empty for `[gpu] \
+                 idle_timeout`: set max_batch and idle_timeout instead",
+            ));
+    }
     s.services = services;
     s.retry = f.retry.as_ref().map(|r| retry(src, r)).transpose()?;
     s.faults = faults::faults(src, &f.faults, &s)?;

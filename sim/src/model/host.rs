@@ -68,6 +68,8 @@ pub struct Instance {
     /// When this incarnation was allocated (before its cold start): a Container Apps job
     /// replica's timeout counts from here.
     pub launched: Nanos,
+    /// A job replica's messages still to take before it exits (`None`: no limit, it drains).
+    quota: Cell<Option<u32>>,
     always_ready: bool,
     billed_until: Cell<Nanos>,
     busy_since: Cell<Nanos>,
@@ -151,6 +153,31 @@ impl Instance {
     pub async fn wait_for_messages(&self, sim: &Sim) {
         self.arrived.wait(sim).await;
     }
+
+    /// How many more messages a job replica may take (`u32::MAX` when it drains the queue,
+    /// and for every instance that is not a job replica).
+    pub fn quota_left(&self) -> u32 {
+        self.quota.get().unwrap_or(u32::MAX)
+    }
+
+    /// The replica took `n` messages of its quota.
+    pub fn took(&self, n: usize) {
+        if let Some(left) = self.quota.get() {
+            self.quota.set(Some(left.saturating_sub(n as u32)));
+        }
+    }
+}
+
+/// How long a job replica that its execution no longer needs may finish what it runs before
+/// it is killed: Kubernetes' `terminationGracePeriodSeconds` default (30 s).
+pub const REPLICA_TERMINATION_GRACE: Nanos = 30 * crate::time::NS_PER_S;
+
+/// One execution of a Container Apps job: its replicas (by executor group) and how many
+/// have exited successfully.
+struct JobRun {
+    replicas: Vec<u32>,
+    completed: u32,
+    completion_count: u32,
 }
 
 /// An execution in progress (see [`Host::begin_execution`]).
@@ -205,6 +232,11 @@ pub struct Host {
     cpus: Option<f64>,
     /// The pool's name: its instances' random streams are `<name>.<index>.<incarnation>`.
     name: String,
+    /// Messages a Container Apps job replica takes before it exits (`None`: it drains).
+    messages_per_replica: Option<u32>,
+    /// The Container Apps job executions started by [`Host::add_execution`] and not yet
+    /// seen finished.
+    job_runs: RefCell<Vec<JobRun>>,
 }
 
 impl Host {
@@ -240,7 +272,16 @@ impl Host {
             on_timeout: OnTimeout::RestartWorker,
             cpus: None,
             name: "consumer".to_string(),
+            messages_per_replica: None,
+            job_runs: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The same host, whose job replicas each take at most `n` messages and exit once those
+    /// are handled (`None`: they drain the queue).
+    pub fn with_messages_per_replica(mut self, n: Option<u32>) -> Host {
+        self.messages_per_replica = n;
+        self
     }
 
     /// The same host, whose draining instances are removed `grace` after the drain began,
@@ -322,6 +363,7 @@ impl Host {
             freed: WaitList::new(),
             rng: RefCell::new(Rng::stream(self.seed, &format!("{}.{index}.{n}", self.name))),
             exit_when_idle,
+            quota: Cell::new(self.messages_per_replica.filter(|_| exit_when_idle)),
             always_ready,
             billed_until: Cell::new(now),
             busy_since: Cell::new(now),
@@ -606,9 +648,84 @@ impl Host {
         }
     }
 
-    /// A job replica found the queue empty with nothing in flight: it exits.
-    pub fn exit(&self, inst: &Instance) {
+    /// A job replica found the queue empty with nothing in flight (or handled its quota of
+    /// messages): it exits successfully. When that makes its execution's completion count,
+    /// the execution's other replicas are ended.
+    pub fn exit(self: &Rc<Self>, inst: &Instance) {
         self.stop(inst);
+        let ended: Vec<u32> = {
+            let mut runs = self.job_runs.borrow_mut();
+            let Some(run) = runs.iter_mut().find(|r| r.replicas.contains(&inst.group)) else {
+                return;
+            };
+            run.completed += 1;
+            if run.completed != run.completion_count {
+                return;
+            }
+            run.replicas.iter().copied().filter(|g| *g != inst.group).collect()
+        };
+        let live: Vec<Rc<Instance>> =
+            self.instances.borrow().iter().filter(|i| ended.contains(&i.group)).cloned().collect();
+        for other in live {
+            self.end_replica(&other, REPLICA_TERMINATION_GRACE);
+        }
+    }
+
+    /// Starts one Container Apps job execution: a replica per cold start in `cold_starts`
+    /// (its `parallelism`), which succeeds once `completion_count` of them have exited.
+    pub fn add_execution(self: &Rc<Self>, cold_starts: &[Nanos], completion_count: u32) {
+        let mut replicas = Vec::with_capacity(cold_starts.len());
+        for &cold in cold_starts {
+            self.add(Some(cold), true);
+            replicas.push(self.instances.borrow().last().expect("just launched").group);
+        }
+        self.job_runs.borrow_mut().push(JobRun { replicas, completed: 0, completion_count });
+    }
+
+    /// Job executions running now: those with a replica still allocated, plus every starting
+    /// or running instance that belongs to no execution (always-ready ones, restarts after a
+    /// crash). KEDA counts a job as running until it has finished.
+    pub fn executions(&self) -> u32 {
+        let instances = self.instances.borrow();
+        let mut runs = self.job_runs.borrow_mut();
+        runs.retain(|r| instances.iter().any(|i| r.replicas.contains(&i.group)));
+        let loose = instances
+            .iter()
+            .filter(|i| matches!(i.state.get(), State::Starting | State::Running))
+            .filter(|i| !runs.iter().any(|r| r.replicas.contains(&i.group)))
+            .count();
+        (runs.len() + loose) as u32
+    }
+
+    /// A job replica its execution no longer needs is deleted: like a pod's termination, it
+    /// takes no more messages (those it had received go back to the queue), may finish what
+    /// it runs for `grace`, then is killed; what it still ran comes back when its locks or
+    /// visibility lapse (counted in `drain_cutoffs`).
+    fn end_replica(self: &Rc<Self>, inst: &Rc<Instance>, grace: Nanos) {
+        if inst.state.get() == State::Starting {
+            self.stop(inst);
+            return;
+        }
+        inst.state.set(State::Draining);
+        if let Some(fetcher) = inst.fetcher.take() {
+            self.sim.abort(fetcher);
+        }
+        let unprocessed: Vec<Delivery> = inst.buffer.borrow_mut().drain(..).collect();
+        for d in &unprocessed {
+            self.queue.release_unprocessed(d);
+        }
+        inst.arrived.notify_all(&self.sim);
+        if inst.busy.get() == 0 {
+            self.stop(inst);
+            return;
+        }
+        let (host, me) = (Rc::clone(self), Rc::clone(inst));
+        self.sim.spawn_in(inst.group, async move {
+            host.sim.sleep(grace).await;
+            host.stats.borrow_mut().drain_cutoffs += u64::from(me.busy.get());
+            host.queue.holder_gone(me.group);
+            host.stop(&me);
+        });
     }
 
     fn stop(&self, inst: &Instance) {

@@ -11,8 +11,11 @@
 //!   drain down to `desired` (in-flight work finishes first, within the plan's drain
 //!   grace). A new instance pays a cold start, except on Premium while a pre-warmed
 //!   instance is ready (the buffer refills after a cold start of its own).
-//! * Container Apps jobs: start `min(desired - running, max - running)` new executions; each
-//!   pays a cold start, drains the queue and exits when it finds it empty.
+//! * Container Apps jobs: start `desired - running` new executions (KEDA ScaledJob's default
+//!   strategy; `running` counts executions not yet finished). Each execution starts
+//!   `parallelism` replicas, each paying a cold start; a replica drains the queue and exits
+//!   when it finds it empty, or exits after `messages_per_replica` messages; once
+//!   `completion_count` replicas have exited, the execution's others are ended.
 
 use crate::engine::Sim;
 use crate::model::host::Host;
@@ -56,9 +59,12 @@ impl Autoscaler {
             let desired = (length.div_ceil(target) as u32).clamp(s.min_instances, s.max_instances);
             let current = self.host.active();
             if h.plan == Plan::AcaJob {
-                for _ in 0..desired.saturating_sub(current) {
-                    let cold = s.cold_start.sample(&mut self.rng);
-                    self.host.add(Some(cold), true);
+                // KEDA counts jobs (executions), not replicas: each runs `parallelism`.
+                for _ in 0..desired.saturating_sub(self.host.executions()) {
+                    let colds: Vec<Nanos> = (0..s.parallelism.max(1))
+                        .map(|_| s.cold_start.sample(&mut self.rng))
+                        .collect();
+                    self.host.add_execution(&colds, s.completion_count.max(1));
                 }
                 continue;
             }

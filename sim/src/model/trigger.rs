@@ -9,7 +9,8 @@
 //!
 //! * Service Bus receives up to `batch_size` messages (no more than the idle slots) and
 //!   waits for messages when the queue is empty; a job replica looks once per finished
-//!   handler instead, and exits when the queue is empty and nothing is in flight.
+//!   handler instead, and exits when the queue is empty and nothing is in flight, or once
+//!   it has handled its `messages_per_replica`.
 //! * A storage-queue instance fetches `batch_size` messages whenever its executions in
 //!   progress have fallen to `newBatchThreshold`, and backs its polling off while the queue
 //!   is empty (100 ms, doubling up to `max_polling_interval`).
@@ -188,7 +189,12 @@ impl QueueTrigger {
                     return true;
                 }
                 loop {
-                    q.try_receive(max, inst.group(), out);
+                    // A replica with a message quota takes no more than what is left of it.
+                    let left = inst.quota_left();
+                    if left > 0 {
+                        q.try_receive(max.min(left), inst.group(), out);
+                        inst.took(out.len());
+                    }
                     if !out.is_empty() {
                         return true;
                     }
@@ -202,12 +208,21 @@ impl QueueTrigger {
                 let mut empty_polls = 0;
                 loop {
                     inst.wait_busy_at_most(&self.sim, self.new_batch_threshold()).await;
-                    q.try_receive(self.batch_size.min(limit), inst.group(), out);
+                    let left = inst.quota_left();
+                    if left > 0 {
+                        q.try_receive(self.batch_size.min(limit).min(left), inst.group(), out);
+                        inst.took(out.len());
+                    }
                     if !out.is_empty() {
                         return true;
                     }
                     if inst.exit_when_idle && inst.busy() == 0 {
                         return false;
+                    }
+                    if left == 0 {
+                        // its quota taken: it exits once what it runs has ended
+                        inst.wait_busy_at_most(&self.sim, inst.busy() - 1).await;
+                        continue;
                     }
                     let wait = poll_backoff(empty_polls, q.spec().max_polling_interval);
                     self.sim.sleep(wait).await;

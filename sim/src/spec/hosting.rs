@@ -221,6 +221,16 @@ pub struct ScalingSpec {
     /// Premium: instances kept warm beyond the running ones; a scale-out takes one of these
     /// without a cold start (default 1).
     pub prewarmed: u32,
+    /// Container Apps job: replicas each execution starts at once (`parallelism`, default 1).
+    /// The scaler counts executions, not replicas.
+    pub parallelism: u32,
+    /// Container Apps job: replicas of an execution that must exit successfully for it to
+    /// succeed (`replicaCompletionCount`, default 1, at most `parallelism`); its other
+    /// replicas are then ended.
+    pub completion_count: u32,
+    /// Container Apps job: messages a replica handles before it exits (`None`: it drains the
+    /// queue, exiting when it finds the queue empty with nothing in flight; the default).
+    pub messages_per_replica: Option<u32>,
 }
 
 impl Default for ScalingSpec {
@@ -236,6 +246,9 @@ impl Default for ScalingSpec {
             drain_grace: None,
             cold_start: Dist::lognormal(2 * NS_PER_S, 8 * NS_PER_S).expect("valid"),
             prewarmed: 1,
+            parallelism: 1,
+            completion_count: 1,
+            messages_per_replica: None,
         }
     }
 }
