@@ -307,3 +307,38 @@ fn checkers_hold_over_many_seeds_with_random_crashes() {
         }
     }
 }
+
+#[test]
+fn a_job_execution_of_two_gpu_replicas_loads_the_model_on_each() {
+    // 64 messages, one execution at most: with `parallelism = 2` it starts two GPU replicas,
+    // each pulls the image and loads the model, and they share the messages.
+    let mut settings = gpu(32, 50 * MS);
+    settings.image_pull = Some(Dist::Const(5 * NS_PER_S));
+    settings.model_load = Some(Dist::Const(20 * NS_PER_S));
+    let s = Scenario {
+        duration: 640 * MS,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 100.0,
+            ..Default::default()
+        },
+        hosting: HostingSpec {
+            plan: Plan::AcaJob,
+            scaling: ScalingSpec {
+                min_instances: 0,
+                max_instances: 1,
+                cold_start: Dist::Const(10 * NS_PER_S),
+                parallelism: 2,
+                completion_count: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..warm(settings, 100.0, seed())
+    };
+    let r = checked(&s);
+    assert_eq!(r.ledger.completed, 64);
+    assert_eq!(r.scaling.scale_outs, 2, "{:?}", r.scaling);
+    assert_eq!(r.scaling.instances_peak, 2, "{:?}", r.scaling);
+    assert_eq!(field(&r, "model_loads"), 2.0);
+}
