@@ -47,8 +47,10 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
         );
         return Err(src.at(at, msg).note("remove `consumer.hosting` (or set it to \"worker\")"));
     }
-    // gpu-worker runs its own replica loop (batches, `[gpu] idle_timeout`): no message quota.
+    // gpu-worker runs its own replica loop (batches, `[gpu] idle_timeout`): no message quota
+    // (`"drain"`, which the printed scenario writes, is accepted).
     if s.pattern == sim::patterns::gpu_worker::KIND
+        && s.hosting.scaling.messages_per_replica.is_some()
         && let Some(v) = f.scaling.as_ref().and_then(|t| t.get_ref().messages_per_replica.as_ref())
     {
         return Err(src
