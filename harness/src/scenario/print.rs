@@ -5,7 +5,7 @@
 use super::diagnose::key_text;
 use sim::spec::{
     Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, OverLimit,
-    Plan, Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Plan, Pricing, QueueKind, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -177,6 +177,9 @@ fn queue(out: &mut Out, q: &QueueSpec) {
     match q.new_batch_threshold {
         Some(n) => out.raw("new_batch_threshold", n),
         None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
+    }
+    if q.kind == QueueKind::ServiceBus {
+        out.raw("prefetch", q.prefetch);
     }
 }
 
