@@ -82,7 +82,8 @@ impl Topology {
     /// queue or pool yet.
     pub fn new(sim: Sim, scenario: &Scenario, meters: Rc<Meters>) -> Topology {
         let seed = scenario.seed;
-        let cost = CostMeter::new(&scenario.hosting, &scenario.cost, scenario.queue.kind);
+        let cost = CostMeter::new(&scenario.hosting, &scenario.cost, scenario.queue.kind)
+            .with_service_bus(scenario.queue.tier, scenario.queue.messaging_units);
         let workload = Workload::new(&scenario.workload, scenario.duration, seed);
         Topology {
             poison: workload.class_index("poison"),
@@ -153,7 +154,11 @@ impl Topology {
             (_, WorkerModel::Isolated) => OnTimeout::RestartWorker,
             (_, WorkerModel::InProcess) => OnTimeout::RestartHost(h.scaling.cold_start.clone()),
         })
-        .named(name);
+        .named(name)
+        .with_idle_floor(
+            (h.plan == Plan::AcaApp && h.scaling.min_instances > 0)
+                .then_some(h.scaling.min_instances),
+        );
         let host = Rc::new(if consumer.cpu_bound { host.with_cpu_bound_work(h.cpu) } else { host });
         let trigger = Rc::new(QueueTrigger::new(self.sim.clone(), queue, host.clone(), consumer));
         self.pools.borrow_mut().push(Pool {

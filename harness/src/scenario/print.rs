@@ -5,7 +5,8 @@
 use super::diagnose::key_text;
 use sim::spec::{
     Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, OverLimit,
-    Plan, Pricing, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Plan, Pricing, QueueKind, QueueSpec, RetrySpec, Scenario, ServiceBusTier, ServiceSpec,
+    WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -178,6 +179,12 @@ fn queue(out: &mut Out, q: &QueueSpec) {
         Some(n) => out.raw("new_batch_threshold", n),
         None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
     }
+    if q.kind == QueueKind::ServiceBus {
+        out.str("tier", q.tier.name());
+        if q.tier == ServiceBusTier::Premium {
+            out.raw("messaging_units", q.messaging_units);
+        }
+    }
 }
 
 fn consumer(out: &mut Out, c: &ConsumerSpec, elastic: bool) {
@@ -224,7 +231,7 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
         out.dur("polling_interval", s.polling_interval);
         out.dur("cooldown", s.cooldown);
         out.dur("scale_out_step", s.scale_out_step);
-        if h.plan != Plan::AcaJob {
+        if !matches!(h.plan, Plan::AcaJob | Plan::AcaApp) {
             out.raw("scale_out_max", s.scale_out_max);
         }
         if let Some(g) = s.drain_grace.or(h.plan.default_drain_grace()) {

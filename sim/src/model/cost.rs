@@ -7,21 +7,76 @@
 //! | Flex | per execution + GB-s of instance memory per execution period (an instance busy with at least one execution): at least 1 s, then 100 ms steps; always-ready instances pay the always-ready execution rate for those billed periods and a baseline GB-s for the rest of their time |
 //! | Premium | vCPU-s + GB-s of every allocated instance (running, starting, pre-warmed) |
 //! | Container Apps job | vCPU-s + GiB-s of every running replica, cold start included |
+//! | Container Apps app | vCPU-s + GiB-s of every running replica; a replica idle at the minimum replica count pays the idle vCPU rate (memory at the same GiB-s rate) |
 //! | Worker, WebJob | instance-hours |
 //! | GPU workers | GPU-seconds of every replica (on top of its plan's meters), at the GPU kind's rate |
-//! | broker | Service Bus per million operations, Storage Queue per 10,000 |
+//! | broker | Service Bus by tier (below), Storage Queue per 10,000 operations |
+//!
+//! Service Bus tiers ([`service_bus_bill`]): Basic, per million operations; Standard, an
+//! hourly base charge for the simulated time, the month's included operations prorated to
+//! the run's length, then per million in the volume tiers (13-100 M, 100-2,500 M, over
+//! 2,500 M a month, boundaries prorated the same way); Premium, messaging units × hours.
 //!
 //! Free grants (monthly) are subtracted only with `free_grant = true`, prorated to the
 //! simulated time (a 2-hour run gets 2/720 of a month's grant).
 
-use crate::results::CostResults;
-use crate::spec::{CostSpec, HostingSpec, Plan, QueueKind};
+use crate::results::{CostResults, IdleBill, ServiceBusBill};
+use crate::spec::{CostSpec, HostingSpec, Plan, Pricing, QueueKind, ServiceBusTier};
 use crate::time::{NS_PER_DAY, NS_PER_H, NS_PER_MS, NS_PER_S, Nanos};
 use std::cell::RefCell;
 
 const MB_PER_GB: f64 = 1024.0;
-/// A month of simulated time, for prorating free grants.
-const MONTH: Nanos = 30 * NS_PER_DAY;
+/// A month of simulated time, for prorating free grants and Service Bus's monthly included
+/// operations and volume tiers (30 days, 720 hours).
+pub const MONTH: Nanos = 30 * NS_PER_DAY;
+/// Service Bus Standard: where the second and third volume tiers start (operations a month).
+const SERVICE_BUS_TIERS: [f64; 2] = [100e6, 2_500e6];
+
+/// The Service Bus bill of `operations` over `sim_time` on `tier` (`units` messaging units on
+/// Premium).
+pub fn service_bus_bill(
+    p: &Pricing,
+    tier: ServiceBusTier,
+    units: u32,
+    operations: u64,
+    sim_time: Nanos,
+) -> ServiceBusBill {
+    let hours = sim_time as f64 / NS_PER_H as f64;
+    let share = sim_time as f64 / MONTH as f64;
+    let ops = operations as f64;
+    let bill = |base_usd, operations_usd, included_operations, billed_operations| ServiceBusBill {
+        tier: tier.name().to_string(),
+        base_usd,
+        operations_usd,
+        included_operations,
+        billed_operations,
+    };
+    match tier {
+        ServiceBusTier::Basic => {
+            bill(0.0, ops / 1e6 * p.service_bus_basic_per_million_ops, 0.0, ops)
+        }
+        ServiceBusTier::Premium => {
+            bill(f64::from(units) * hours * p.service_bus_premium_mu_hour, 0.0, 0.0, 0.0)
+        }
+        ServiceBusTier::Standard => {
+            let included = p.service_bus_included_ops * share;
+            let billed = (ops - included).max(0.0);
+            // Operations past the included ones fall in the 13-100 M tier up to the prorated
+            // 100 M mark, then the 100-2,500 M tier, then the last.
+            let edges = SERVICE_BUS_TIERS.map(|m| (m * share).max(included));
+            let rates = [
+                p.service_bus_per_million_ops,
+                p.service_bus_100m_per_million_ops,
+                p.service_bus_2500m_per_million_ops,
+            ];
+            let bounds = [included, edges[0], edges[1], f64::INFINITY];
+            let usd = (0..3)
+                .map(|i| (ops.min(bounds[i + 1]) - bounds[i]).max(0.0) / 1e6 * rates[i])
+                .sum();
+            bill(hours * p.service_bus_base_hour, usd, included, billed)
+        }
+    }
+}
 
 /// Consumption bills memory in 128 MB steps, at most 1,536 MB.
 pub fn consumption_billed_gb(memory_mb: u32) -> f64 {
@@ -53,6 +108,7 @@ struct Totals {
     gb_s: f64,
     gpu_s: f64,
     gpu_usd: f64,
+    idle_s: f64,
 }
 
 /// The cost meter of one run.
@@ -63,6 +119,9 @@ pub struct CostMeter {
     totals: RefCell<Totals>,
     /// USD per GPU-second of every instance, when the pool's instances have a GPU.
     gpu_rate: std::cell::Cell<Option<f64>>,
+    /// The Service Bus tier and Premium messaging units.
+    tier: ServiceBusTier,
+    messaging_units: u32,
 }
 
 impl CostMeter {
@@ -74,7 +133,31 @@ impl CostMeter {
             queue,
             totals: RefCell::new(Totals::default()),
             gpu_rate: std::cell::Cell::new(None),
+            tier: ServiceBusTier::Standard,
+            messaging_units: 1,
         }
+    }
+
+    /// The same meter, billing a Service Bus broker on `tier` (`units` messaging units on
+    /// Premium; default Standard).
+    pub fn with_service_bus(mut self, tier: ServiceBusTier, units: u32) -> CostMeter {
+        self.tier = tier;
+        self.messaging_units = units;
+        self
+    }
+
+    /// A Container Apps app's replicas were idle for `idle` in all (at the minimum replica
+    /// count, no execution in progress): that time, already billed at the active rate by
+    /// [`CostMeter::instance_time`], moves to the idle vCPU rate. No-op on other plans.
+    pub fn idle_time(&self, idle: Nanos) {
+        if self.hosting.plan != Plan::AcaApp || idle == 0 {
+            return;
+        }
+        let p = &self.spec.pricing;
+        let s = idle as f64 / NS_PER_S as f64;
+        let mut t = self.totals.borrow_mut();
+        t.idle_s += s;
+        t.compute_usd -= s * self.hosting.cpu * (p.aca_vcpu_s - p.aca_idle_vcpu_s);
     }
 
     /// Every instance has one GPU billed at `usd_per_s` per second it is allocated (a GPU
@@ -152,7 +235,7 @@ impl CostMeter {
                 t.compute_usd +=
                     s * (self.hosting.cpu * p.premium_vcpu_s + self.gb() * p.premium_gb_s);
             }
-            Plan::AcaJob => {
+            Plan::AcaJob | Plan::AcaApp => {
                 t.vcpu_s += s * self.hosting.cpu;
                 t.gb_s += s * self.gb();
                 t.compute_usd += s * (self.hosting.cpu * p.aca_vcpu_s + self.gb() * p.aca_gib_s);
@@ -170,9 +253,11 @@ impl CostMeter {
     pub fn bill(&self, operations: u64, sim_time: Nanos) -> CostResults {
         let p = &self.spec.pricing;
         let t = self.totals.borrow();
-        let messaging_usd = match self.queue {
-            QueueKind::ServiceBus => operations as f64 / 1e6 * p.service_bus_per_million_ops,
-            QueueKind::StorageQueue => operations as f64 / 1e4 * p.storage_queue_per_10k_ops,
+        let service_bus = (self.queue == QueueKind::ServiceBus)
+            .then(|| service_bus_bill(p, self.tier, self.messaging_units, operations, sim_time));
+        let messaging_usd = match &service_bus {
+            Some(b) => b.base_usd + b.operations_usd,
+            None => operations as f64 / 1e4 * p.storage_queue_per_10k_ops,
         };
         let (mut compute_usd, mut executions_usd) = (t.compute_usd, t.executions_usd);
         if self.spec.free_grant {
@@ -190,6 +275,17 @@ impl CostMeter {
                     let free_gib = (p.free_aca_gib_s * share).min(t.gb_s);
                     compute_usd -= free_vcpu * p.aca_vcpu_s + free_gib * p.aca_gib_s;
                 }
+                Plan::AcaApp => {
+                    // The grant's vCPU-seconds go to active time first, then to idle time.
+                    let idle_vcpu = t.idle_s * self.hosting.cpu;
+                    let grant = p.free_aca_vcpu_s * share;
+                    let free_active = grant.min(t.vcpu_s - idle_vcpu);
+                    let free_idle = (grant - free_active).min(idle_vcpu);
+                    let free_gib = (p.free_aca_gib_s * share).min(t.gb_s);
+                    compute_usd -= free_active * p.aca_vcpu_s
+                        + free_idle * p.aca_idle_vcpu_s
+                        + free_gib * p.aca_gib_s;
+                }
                 _ => {}
             }
         }
@@ -204,6 +300,11 @@ impl CostMeter {
             instance_seconds: t.instance_s,
             vcpu_seconds: t.vcpu_s,
             gb_seconds: t.gb_s,
+            service_bus,
+            idle: (self.hosting.plan == Plan::AcaApp).then(|| IdleBill {
+                replica_seconds: t.idle_s,
+                usd: t.idle_s * (self.hosting.cpu * p.aca_idle_vcpu_s + self.gb() * p.aca_gib_s),
+            }),
         }
     }
 }
