@@ -322,6 +322,132 @@ mod tests {
         assert_eq!(consumption_billed_s(1_234_500_000), 1.235);
     }
 
+    fn sb_pricing() -> Pricing {
+        let mut p = Pricing::zero("test");
+        p.service_bus_basic_per_million_ops = 0.05;
+        p.service_bus_base_hour = 0.0135;
+        p.service_bus_included_ops = 13e6;
+        p.service_bus_per_million_ops = 0.80;
+        p.service_bus_100m_per_million_ops = 0.50;
+        p.service_bus_2500m_per_million_ops = 0.20;
+        p.service_bus_premium_mu_hour = 0.928;
+        p
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn service_bus_basic_bills_every_operation_and_nothing_else() {
+        let b = service_bus_bill(&sb_pricing(), ServiceBusTier::Basic, 1, 2_000_000, NS_PER_H);
+        assert!(close(b.operations_usd, 0.10), "{b:?}");
+        assert_eq!((b.base_usd, b.included_operations, b.billed_operations), (0.0, 0.0, 2e6));
+    }
+
+    #[test]
+    fn service_bus_standard_base_charge_and_included_operations_are_prorated() {
+        let p = sb_pricing();
+        // A 720-hour month: 13 M included, 20 M used, 7 M at the 13-100 M rate.
+        let month = service_bus_bill(&p, ServiceBusTier::Standard, 1, 20_000_000, MONTH);
+        assert!(close(month.base_usd, 720.0 * 0.0135), "{month:?}");
+        assert!(close(month.included_operations, 13e6));
+        assert!(close(month.operations_usd, 7.0 * 0.80), "{month:?}");
+        // One hour: 13 M / 720 = 18,055.6 included; fewer operations cost only the base.
+        let quiet = service_bus_bill(&p, ServiceBusTier::Standard, 1, 18_000, NS_PER_H);
+        assert!(close(quiet.base_usd, 0.0135));
+        assert_eq!((quiet.operations_usd, quiet.billed_operations), (0.0, 0.0));
+        let busy = service_bus_bill(&p, ServiceBusTier::Standard, 1, 100_000, NS_PER_H);
+        let billed = 100_000.0 - 13e6 / 720.0;
+        assert!(close(busy.billed_operations, billed), "{busy:?}");
+        assert!(close(busy.operations_usd, billed / 1e6 * 0.80), "{busy:?}");
+    }
+
+    #[test]
+    fn service_bus_standard_volume_tiers_are_prorated_to_the_run() {
+        let p = sb_pricing();
+        // One hour is 1/720 month: the 100 M and 2,500 M marks fall at 138,889 and 3,472,222.
+        let ops = 5_000_000;
+        let b = service_bus_bill(&p, ServiceBusTier::Standard, 1, ops, NS_PER_H);
+        let (inc, t2, t3) = (13e6 / 720.0, 100e6 / 720.0, 2_500e6 / 720.0);
+        let want = (t2 - inc) / 1e6 * 0.80 + (t3 - t2) / 1e6 * 0.50 + (5e6 - t3) / 1e6 * 0.20;
+        assert!(close(b.operations_usd, want), "{} != {want}", b.operations_usd);
+        // A month at the flat 13-100 M rate would have cost more.
+        assert!(b.operations_usd < (5e6 - inc) / 1e6 * 0.80);
+    }
+
+    #[test]
+    fn service_bus_premium_bills_messaging_unit_hours_only() {
+        let p = sb_pricing();
+        let b = service_bus_bill(&p, ServiceBusTier::Premium, 2, 50_000_000, 3 * NS_PER_H);
+        assert!(close(b.base_usd, 2.0 * 3.0 * 0.928), "{b:?}");
+        assert_eq!((b.operations_usd, b.billed_operations), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_meter_bills_the_broker_by_its_tier() {
+        let spec = CostSpec { pricing: sb_pricing(), free_grant: false };
+        let hosting = HostingSpec::default();
+        let standard = CostMeter::new(&hosting, &spec, QueueKind::ServiceBus);
+        let c = standard.bill(1_000_000, 2 * NS_PER_H);
+        let sb = c.service_bus.clone().expect("a Service Bus bill");
+        assert_eq!(sb.tier, "standard");
+        assert!(close(c.messaging_usd, sb.base_usd + sb.operations_usd));
+        assert!(close(sb.base_usd, 2.0 * 0.0135));
+        let premium = CostMeter::new(&hosting, &spec, QueueKind::ServiceBus)
+            .with_service_bus(ServiceBusTier::Premium, 4);
+        assert!(close(premium.bill(1_000_000, 2 * NS_PER_H).messaging_usd, 4.0 * 2.0 * 0.928));
+        let storage = CostMeter::new(&hosting, &spec, QueueKind::StorageQueue);
+        assert_eq!(storage.bill(1_000_000, 2 * NS_PER_H).service_bus, None);
+    }
+
+    fn aca(plan: Plan, free_grant: bool) -> CostMeter {
+        let mut p = Pricing::zero("test");
+        p.aca_vcpu_s = 0.000024;
+        p.aca_idle_vcpu_s = 0.000003;
+        p.aca_gib_s = 0.000003;
+        p.free_aca_vcpu_s = 180_000.0;
+        p.free_aca_gib_s = 360_000.0;
+        let hosting = HostingSpec { plan, cpu: 0.5, memory_mb: 1024, ..HostingSpec::default() };
+        CostMeter::new(&hosting, &CostSpec { pricing: p, free_grant }, QueueKind::StorageQueue)
+    }
+
+    #[test]
+    fn an_idle_app_replica_pays_the_idle_vcpu_rate_and_the_same_memory_rate() {
+        let m = aca(Plan::AcaApp, false);
+        m.instance_time(1000 * NS_PER_S, 0, false);
+        m.idle_time(600 * NS_PER_S);
+        let c = m.bill(0, 1000 * NS_PER_S);
+        let active = 400.0 * (0.5 * 0.000024 + 0.000003);
+        let idle = 600.0 * (0.5 * 0.000003 + 0.000003);
+        assert!(close(c.compute_usd, active + idle), "{} != {}", c.compute_usd, active + idle);
+        let i = c.idle.expect("an idle bill on aca-app");
+        assert!(close(i.replica_seconds, 600.0) && close(i.usd, idle), "{i:?}");
+        assert!(close(c.vcpu_seconds, 500.0), "vCPU-seconds stay gross");
+    }
+
+    #[test]
+    fn jobs_never_pay_the_idle_rate() {
+        let m = aca(Plan::AcaJob, false);
+        m.instance_time(1000 * NS_PER_S, 0, false);
+        m.idle_time(600 * NS_PER_S);
+        let c = m.bill(0, 1000 * NS_PER_S);
+        assert!(close(c.compute_usd, 1000.0 * (0.5 * 0.000024 + 0.000003)));
+        assert_eq!(c.idle, None);
+    }
+
+    #[test]
+    fn the_free_grant_covers_active_vcpu_seconds_first_then_idle_ones() {
+        // A month: 180,000 vCPU-s free; 200,000 active and 100,000 idle vCPU-s used.
+        let m = aca(Plan::AcaApp, true);
+        m.instance_time(600_000 * NS_PER_S, 0, false);
+        m.idle_time(200_000 * NS_PER_S);
+        let c = m.bill(0, MONTH);
+        let vcpu = 20_000.0 * 0.000024 + 100_000.0 * 0.000003;
+        let gib = (600_000.0 - 360_000.0) * 0.000003;
+        assert!(close(c.compute_usd, vcpu + gib), "{} != {}", c.compute_usd, vcpu + gib);
+    }
+
     #[test]
     fn flex_rounding_rules() {
         assert_eq!(flex_billed_s(1), 1.0);
