@@ -118,6 +118,7 @@ impl Topology {
     /// Adds a queue named `name` and starts its lock keeper.
     pub fn add_queue(&self, name: &str, spec: QueueSpec) -> Rc<Queue> {
         let queue = Queue::new(spec, self.sim.clone(), self.meters.clone());
+        self.cost.queue_added();
         for f in &self.scenario.faults {
             if let crate::spec::FaultKind::RenewalFailure { from, to } = f.kind {
                 queue.fail_renewals(from, to);

@@ -122,6 +122,8 @@ pub struct CostMeter {
     /// The Service Bus tier and Premium messaging units.
     tier: ServiceBusTier,
     messaging_units: u32,
+    /// Whether the run has a broker queue at all (patterns without one pay no base charge).
+    has_queue: std::cell::Cell<bool>,
 }
 
 impl CostMeter {
@@ -135,7 +137,15 @@ impl CostMeter {
             gpu_rate: std::cell::Cell::new(None),
             tier: ServiceBusTier::Standard,
             messaging_units: 1,
+            has_queue: std::cell::Cell::new(false),
         }
+    }
+
+    /// The run has a broker queue: its namespace is billed once an operation was made (a
+    /// Service Bus namespace pays its base charge or messaging units once, however many
+    /// queues it holds).
+    pub fn queue_added(&self) {
+        self.has_queue.set(true);
     }
 
     /// The same meter, billing a Service Bus broker on `tier` (`units` messaging units on
@@ -253,7 +263,10 @@ impl CostMeter {
     pub fn bill(&self, operations: u64, sim_time: Nanos) -> CostResults {
         let p = &self.spec.pricing;
         let t = self.totals.borrow();
-        let service_bus = (self.queue == QueueKind::ServiceBus)
+        // A namespace is billed once the run's queues saw an operation (the event-stream
+        // pattern's park queue, unused unless `on_failure = "park"`, is no namespace).
+        let used = self.has_queue.get() && operations > 0;
+        let service_bus = (self.queue == QueueKind::ServiceBus && used)
             .then(|| service_bus_bill(p, self.tier, self.messaging_units, operations, sim_time));
         let messaging_usd = match &service_bus {
             Some(b) => b.base_usd + b.operations_usd,
@@ -389,6 +402,9 @@ mod tests {
         let spec = CostSpec { pricing: sb_pricing(), free_grant: false };
         let hosting = HostingSpec::default();
         let standard = CostMeter::new(&hosting, &spec, QueueKind::ServiceBus);
+        assert_eq!(standard.bill(1, NS_PER_H).service_bus, None, "no queue, no namespace");
+        standard.queue_added();
+        assert_eq!(standard.bill(0, NS_PER_H).service_bus, None, "an unused queue");
         let c = standard.bill(1_000_000, 2 * NS_PER_H);
         let sb = c.service_bus.clone().expect("a Service Bus bill");
         assert_eq!(sb.tier, "standard");
@@ -396,6 +412,7 @@ mod tests {
         assert!(close(sb.base_usd, 2.0 * 0.0135));
         let premium = CostMeter::new(&hosting, &spec, QueueKind::ServiceBus)
             .with_service_bus(ServiceBusTier::Premium, 4);
+        premium.queue_added();
         assert!(close(premium.bill(1_000_000, 2 * NS_PER_H).messaging_usd, 4.0 * 2.0 * 0.928));
         let storage = CostMeter::new(&hosting, &spec, QueueKind::StorageQueue);
         assert_eq!(storage.bill(1_000_000, 2 * NS_PER_H).service_bus, None);
