@@ -89,7 +89,7 @@ fn scale_in_waits_for_the_stabilization_window_then_removes_the_whole_surplus() 
     assert!(peak >= 4, "scaled out: {peak}");
     let last_busy = rows.iter().filter(|row| row.in_flight > 5).map(|row| row.t).max().unwrap();
     let drop = rows.iter().find(|row| row.t > last_busy && row.instances == 1).expect("scaled in");
-    let before = rows.iter().filter(|row| row.t < drop.t).last().unwrap();
+    let before = rows.iter().rfind(|row| row.t < drop.t).unwrap();
     assert_eq!(before.instances, peak, "no step in between: the whole surplus at once");
     assert!(drop.t - last_busy >= 270 * NS_PER_S, "{} s", (drop.t - last_busy) / NS_PER_S);
     assert!(drop.t - last_busy <= 340 * NS_PER_S, "{} s", (drop.t - last_busy) / NS_PER_S);

@@ -42,8 +42,8 @@ impl Plan {
         Plan::FunctionsFlex,
         Plan::FunctionsPremium,
         Plan::AcaJob,
-        Plan::WebJob,
         Plan::AcaApp,
+        Plan::WebJob,
     ];
 
     /// The name used in scenario files (`[consumer] hosting`).
