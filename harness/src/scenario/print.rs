@@ -226,6 +226,8 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
         out.raw("max_instances", s.max_instances);
         match s.target_per_instance {
             Some(t) => out.raw("target_per_instance", t),
+            None if matches!(h.plan, Plan::AcaJob | Plan::AcaApp) => out
+                .line("# target_per_instance: 5, KEDA's messageCount / queueLength (the default)"),
             None => out.line("# target_per_instance: the trigger's own (the default)"),
         }
         out.dur("polling_interval", s.polling_interval);
