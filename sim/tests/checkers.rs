@@ -43,7 +43,7 @@ fn swarm(pattern: PatternKind, seed: u64) -> Scenario {
     let mut faults = common::swarm_faults(&mut r, duration);
     let processes = sim::patterns::lookup(pattern).processes;
     faults.extend(common::swarm_process_faults(&mut r, duration, processes));
-    Scenario {
+    let mut s = Scenario {
         seed,
         duration,
         drain: Some(10 * NS_PER_MIN),
@@ -66,7 +66,12 @@ fn swarm(pattern: PatternKind, seed: u64) -> Scenario {
         retry: r.chance(0.5).then(RetrySpec::default),
         faults,
         ..Default::default()
+    };
+    // Drawn last, so the draws above stay those of earlier swarms.
+    if !storage && r.chance(0.3) {
+        s.queue.prefetch = 1 + r.below(64) as u32;
     }
+    s
 }
 
 #[test]

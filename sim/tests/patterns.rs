@@ -194,3 +194,39 @@ fn handlers_outliving_their_lock_count_duplicates_and_late_successes_apart() {
     assert_eq!((r.ledger.deliveries, r.ledger.dead_lettered), (1, 1), "{:?}", r.ledger);
     assert_eq!((r.ledger.duplicates, r.ledger.late_successes), (0, 1), "{:?}", r.ledger);
 }
+
+#[test]
+fn prefetched_messages_whose_locks_run_out_in_the_buffer_are_dead_lettered_unfailed() {
+    // Four messages in the first second; one handler of 40 s; 60 s locks; one delivery
+    // allowed. Without prefetch each message is received when the handler is free, so all
+    // four complete. With PrefetchCount = 3 the receiver holds three at once: the third
+    // waits in the buffer from 0.5 s, its lock runs out unrenewed at 60.5 s while the
+    // second is still being handled, and it is dead-lettered with its one delivery spent;
+    // the handler then runs the stale copy anyway (a late success the ledger's exits do not
+    // show).
+    let one = |prefetch| Scenario {
+        seed: seed(),
+        duration: NS_PER_S,
+        workload: WorkloadSpec {
+            arrivals: Arrivals::Constant,
+            rate_per_s: 4.0,
+            ..Default::default()
+        },
+        queue: QueueSpec {
+            visibility_timeout: 60 * NS_PER_S,
+            max_delivery_count: 1,
+            prefetch,
+            ..QueueSpec::service_bus()
+        },
+        consumer: consumers(1, 1, 1, Dist::Const(40 * NS_PER_S)),
+        ..Default::default()
+    };
+    let r = run(&one(0), RunOptions::default(), &mut |_| {}).results;
+    assert_eq!((r.ledger.completed, r.ledger.dead_lettered), (4, 0), "{:?}", r.ledger);
+    let r = run(&one(3), RunOptions::default(), &mut |_| {}).results;
+    let failed: u64 = r.timeseries.iter().map(|row| row.failed).sum();
+    assert_eq!(failed, 0, "no handler failed: {:?}", r.ledger);
+    assert!(r.ledger.dead_lettered >= 1, "{:?}", r.ledger);
+    assert_eq!(r.ledger.completed + r.ledger.dead_lettered, 4, "{:?}", r.ledger);
+    assert!(r.ledger.late_successes >= 1, "{:?}", r.ledger);
+}

@@ -109,6 +109,7 @@ pub(crate) struct QueueFile {
     pub max_polling_interval: Field,
     pub new_batch_threshold: Field,
     pub lock_renewal: Field,
+    pub prefetch: Field,
 }
 
 /// `[consumer]`.

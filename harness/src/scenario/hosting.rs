@@ -78,10 +78,13 @@ pub(crate) fn hosting(
     let memory_mb = match field(|c| &c.memory) {
         Some(v) => memory(src, v, plan)?,
         None if plan == Plan::FunctionsFlex => 2048,
+        None if plan == Plan::FunctionsPremium => 3584, // EP1: 1 vCPU, 3.5 GB
         None => d.memory_mb,
     };
     let cpu = match field(|c| &c.cpu) {
         Some(v) => number(src, v, "consumer.cpu", 0.05, 64.0)?,
+        // Flex instance sizes: 512 MB with 0.25 vCPU, 2,048 MB with 1, 4,096 MB with 2.
+        None if plan == Plan::FunctionsFlex => f64::from(memory_mb) / 2048.0,
         None => d.cpu,
     };
     let execution_timeout = match field(|c| &c.execution_timeout) {

@@ -180,6 +180,7 @@ fn queue(out: &mut Out, q: &QueueSpec) {
         None => out.line("# new_batch_threshold: batch_size / 2 (the default)"),
     }
     if q.kind == QueueKind::ServiceBus {
+        out.raw("prefetch", q.prefetch);
         out.str("tier", q.tier.name());
         if q.tier == ServiceBusTier::Premium {
             out.raw("messaging_units", q.messaging_units);

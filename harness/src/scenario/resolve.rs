@@ -37,6 +37,13 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
     s.hosting =
         super::hosting::hosting(src, f.consumer.as_ref(), f.scaling.as_ref(), f.web.as_ref())?;
     s.cost = super::hosting::cost(src, f.cost.as_ref())?;
+    trigger_defaults_per_core(f, &mut s);
+    if s.queue.prefetch > 0 && s.hosting.plan == sim::spec::Plan::AcaJob {
+        let at = f.queue.as_ref().and_then(|q| q.get_ref().prefetch.as_ref()).map_or(TOP, S::span);
+        return Err(src
+            .at(at, "`queue.prefetch` does not apply to hosting = \"aca-job\"")
+            .note("a job replica receives as its own code does; prefetch is modelled for the Functions trigger and long-running workers"));
+    }
     let pattern = sim::patterns::lookup(s.pattern);
     if !pattern.hosted && s.hosting.plan != sim::spec::Plan::Worker {
         let at =
@@ -62,6 +69,27 @@ pub(crate) fn scenario(src: &Source<'_>, f: &ScenarioFile) -> Res<Scenario> {
             .note("e.g. [expect] \"messages.lost\" = \"== 0\""));
     }
     Ok(s)
+}
+
+/// The Functions triggers' concurrency defaults that grow with the instance's cores, where the
+/// file leaves them unset: Service Bus `maxConcurrentCalls` is `16 × cores` and the storage
+/// queue's `newBatchThreshold` is `batchSize / 2 × cores`, where the extensions count one core
+/// on Consumption and the instance's processors elsewhere (Flex, Premium, the App Service plan
+/// of a WebJob). A worker or a Container Apps job runs the scenario's own receive loop: its
+/// defaults stay fixed.
+fn trigger_defaults_per_core(f: &ScenarioFile, s: &mut Scenario) {
+    let cores = s.hosting.trigger_cores();
+    let given =
+        |pick: fn(&ConsumerFile) -> bool| f.consumer.as_ref().is_some_and(|c| pick(c.get_ref()));
+    match s.queue.kind {
+        QueueKind::ServiceBus if !given(|c| c.concurrency.is_some()) => {
+            s.consumer.concurrency = ConsumerSpec::default().concurrency * cores;
+        }
+        QueueKind::StorageQueue if cores > 1 && s.queue.new_batch_threshold.is_none() => {
+            s.queue.new_batch_threshold = Some(s.consumer.batch_size / 2 * cores);
+        }
+        _ => {}
+    }
 }
 
 /// `[limits]`: `max_backlog` is a count of at least 1.
@@ -203,6 +231,14 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
     }
     spec.new_batch_threshold =
         opt(&q.new_batch_threshold, |v| count(src, v, "queue.new_batch_threshold", 0))?;
+    if let Some(v) = &q.prefetch {
+        if spec.kind == QueueKind::StorageQueue {
+            return Err(src.at(v.span(), "`queue.prefetch` applies to Service Bus only").note(
+                "the storage-queue trigger's batch is its read-ahead: set `consumer.batch_size`",
+            ));
+        }
+        spec.prefetch = count(src, v, "queue.prefetch", 0)?;
+    }
     Ok(spec)
 }
 

@@ -285,6 +285,17 @@ fn impossible_values_are_rejected_at_the_value() {
         ("[retry]\nbackoff = \"exponentail\"\n", "5:11", "unknown backoff \"exponentail\""),
         ("warmup = \"2h\"\n", "4:10", "`warmup` (2h) must be shorter than `duration` (1h)"),
         ("seed = -1\n", "4:8", "`seed` must be at least 0"),
+        (
+            "[queue]\nkind = \"storage-queue\"\nprefetch = 32\n",
+            "6:12",
+            "`queue.prefetch` applies to Service Bus only",
+        ),
+        ("[queue]\nprefetch = -1\n", "5:12", "`queue.prefetch` must be at least 0"),
+        (
+            "[queue]\nprefetch = 10\n[consumer]\nhosting = \"aca-job\"\n",
+            "5:12",
+            "`queue.prefetch` does not apply to hosting = \"aca-job\"",
+        ),
     ];
     for (extra, pos, needle) in cases {
         let e = error_after_minimal(extra);
@@ -895,5 +906,32 @@ fn expect_failure_marks_the_broken_half_of_a_chaos_pair() -> TestResult {
     );
     let e = load_text(&format!("expect_failure = \"yes\"\n{MINIMAL}")).unwrap_err().to_string();
     assert!(e.starts_with("scenarios/x.toml:1:18: error:"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn functions_trigger_concurrency_defaults_follow_the_instances_cores() -> TestResult {
+    // (queue kind, [consumer] lines) → (maxConcurrentCalls, newBatchThreshold)
+    let cases: [(&str, &str, u32, Option<u32>); 9] = [
+        ("service-bus", "hosting = \"functions-consumption\"", 16, None),
+        ("service-bus", "hosting = \"functions-premium\"\ncpu = 2.0", 32, None),
+        ("service-bus", "hosting = \"functions-premium\"\ncpu = 4.0\nconcurrency = 8", 8, None),
+        ("service-bus", "hosting = \"functions-flex\"\nmemory = \"4096MB\"", 32, None),
+        ("service-bus", "hosting = \"functions-flex\"\nmemory = \"512MB\"", 16, None),
+        ("service-bus", "hosting = \"webjob\"\ncpu = 2.0", 32, None),
+        ("service-bus", "hosting = \"worker\"\ncpu = 4.0", 16, None),
+        ("storage-queue", "hosting = \"functions-premium\"\ncpu = 4.0", 16, Some(32)),
+        ("storage-queue", "hosting = \"functions-consumption\"\ncpu = 4.0", 16, None),
+    ];
+    for (kind, consumer, calls, threshold) in cases {
+        let text = format!("{MINIMAL}[queue]\nkind = \"{kind}\"\n[consumer]\n{consumer}\n");
+        let s = load_text(&text)?;
+        assert_eq!(s.consumer.concurrency, calls, "{kind} / {consumer}");
+        assert_eq!(s.queue.new_batch_threshold, threshold, "{kind} / {consumer}");
+    }
+    let flex = load_text(&format!("{MINIMAL}[consumer]\nhosting = \"functions-flex\"\n"))?;
+    assert_eq!(flex.hosting.cpu, 1.0, "the default 2,048 MB Flex instance has 1 vCPU");
+    let premium = load_text(&format!("{MINIMAL}[consumer]\nhosting = \"functions-premium\"\n"))?;
+    assert_eq!((premium.hosting.cpu, premium.hosting.memory_mb), (1.0, 3584), "EP1");
     Ok(())
 }

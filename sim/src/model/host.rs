@@ -120,6 +120,41 @@ impl Instance {
         }
     }
 
+    /// Messages received for the instance and not yet taken by a slot.
+    pub fn buffered(&self) -> u32 {
+        self.buffer.borrow().len() as u32
+    }
+
+    /// Makes `task` the instance's background receiver (a prefetching one), unless the
+    /// instance already has a receiver; returns whether it did.
+    pub fn set_receiver(&self, task: impl FnOnce() -> TaskId) -> bool {
+        if self.fetcher.get().is_some() {
+            return false;
+        }
+        self.fetcher.set(Some(task()));
+        true
+    }
+
+    /// The background receiver ends (the instance stopped taking messages).
+    pub fn receiver_ended(&self) {
+        self.fetcher.set(None);
+    }
+
+    /// The background receiver fetched `fetched` into the buffer: one waiting slot is woken
+    /// per message.
+    pub fn prefetched(&self, sim: &Sim, fetched: &mut Vec<Delivery>) {
+        let n = fetched.len();
+        self.buffer.borrow_mut().extend(fetched.drain(..));
+        for _ in 0..n {
+            self.arrived.notify_one(sim);
+        }
+    }
+
+    /// Waits until one of the instance's executions ends.
+    pub async fn wait_execution_end(&self, sim: &Sim) {
+        self.freed.wait(sim).await;
+    }
+
     /// A message already received for the instance, if any.
     pub fn take_buffered(&self) -> Option<Delivery> {
         self.buffer.borrow_mut().pop_front()

@@ -14,9 +14,13 @@
 //! * The delivery (dequeue) count rises with every delivery; a message that fails its
 //!   `max_delivery_count`-th delivery goes to the dead-letter (`-poison`) queue, so it is
 //!   delivered exactly `max_delivery_count` times at most.
-//! * Lock renewal (Service Bus): while its receiver lives, a handler's lock is renewed
-//!   until `lock_renewal` (Functions `maxAutoLockRenewalDuration`, 5 min) after receive; a
-//!   crashed receiver renews nothing, so its locks lapse after `visibility_timeout`.
+//! * Lock renewal: while its receiver lives, a handler's lock is renewed before it runs out
+//!   (Service Bus: `min(remaining / 2, 10 s)` before) until `lock_renewal` (Functions
+//!   `maxAutoLockRenewalDuration`, 5 min) after the handler started; a crashed receiver
+//!   renews nothing, so its locks lapse after `visibility_timeout`.
+//! * Prefetch (Service Bus): a message received into a client's buffer is locked from the
+//!   receive, but its lock is not renewed until a handler takes it ([`Queue::prefetch`],
+//!   [`Queue::handler_started`]); one that runs out in the buffer comes back like any.
 //! * TTL: a message older than `ttl` is never delivered; it expires.
 //! * Service Bus delivers in sequence order, so a message that becomes visible again goes
 //!   to the front; a storage queue makes no order promise and it goes to the back.
@@ -34,7 +38,8 @@ use crate::model::meters::{Event, Lat, Meters};
 use crate::spec::{QueueKind, QueueSpec};
 use crate::time::{Nanos, SimTime};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +59,15 @@ struct Msg {
     state: State,
     /// Successful handler executions so far.
     handled: u32,
-    /// When the current delivery was received.
-    delivered_at: Nanos,
+    /// Since when the receiver renews the current lock (and counts `lock_renewal` from):
+    /// the receive, or for a prefetched delivery the start of its handler ([`Queue::
+    /// handler_started`]); `Nanos::MAX` while a prefetched delivery waits in the buffer.
+    renew_from: Nanos,
+    /// When the current lock of a prefetched delivery runs out unless renewed.
+    lock_until: Nanos,
+    /// Changes when a prefetched delivery's handler starts, so the lock events scheduled
+    /// while it waited in the buffer are recognised as stale.
+    epoch: u32,
     /// Who holds the current lock (a consumer instance's executor group): its receiver
     /// renews the lock while it lives.
     holder: u32,
@@ -65,6 +77,18 @@ struct Msg {
     /// A copy of a message the ledger has already accounted for ([`Queue::send_copy`]).
     copy: bool,
 }
+
+/// What is due at a prefetched delivery's lock event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LockEvent {
+    /// The lock runs out (it was not renewed).
+    Lapse,
+    /// The receiver decides whether to renew: the first renewal after the handler started.
+    Renew,
+}
+
+/// A prefetched delivery's lock event: `(due, cell, token, epoch, what)`.
+type PrefetchedLock = (Nanos, u32, u32, u32, LockEvent);
 
 /// A message handed to a handler: the lock on one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +128,9 @@ struct Inner {
     locks: VecDeque<(Nanos, u32, u32)>,
     /// Locks that will not be renewed, by expiry.
     lapsing: VecDeque<(Nanos, u32, u32)>,
+    /// Lock events of prefetched deliveries, whose times do not follow receive order:
+    /// `(due, cell, token, epoch, what)`, earliest first.
+    prefetched: BinaryHeap<Reverse<PrefetchedLock>>,
     delayed: VecDeque<(Nanos, u32, u32)>,
     held: u64,
     locked: u64,
@@ -158,6 +185,7 @@ impl Queue {
                 watch: None,
                 locks: VecDeque::new(),
                 lapsing: VecDeque::new(),
+                prefetched: BinaryHeap::new(),
                 delayed: VecDeque::new(),
                 held: 0,
                 locked: 0,
@@ -259,7 +287,9 @@ impl Queue {
                 token: 0,
                 state: State::Visible,
                 handled: 0,
-                delivered_at: 0,
+                renew_from: 0,
+                lock_until: 0,
+                epoch: 0,
                 holder: 0,
                 late: false,
                 copy,
@@ -292,6 +322,13 @@ impl Queue {
     /// Receives up to `max` messages now, without waiting. Expired messages met on the way
     /// are dropped (TTL). Counts one broker operation, even when nothing is received.
     pub fn try_receive(&self, max: u32, holder: u32, out: &mut Vec<Delivery>) {
+        self.try_receive_as(max, holder, out, false);
+    }
+
+    /// [`Queue::try_receive`], into a client's prefetch buffer when `prefetched`: the locks
+    /// run from now, but the receiver renews none of them before its handler starts
+    /// ([`Queue::handler_started`]).
+    fn try_receive_as(&self, max: u32, holder: u32, out: &mut Vec<Delivery>, prefetched: bool) {
         let now = self.sim.now_ns();
         let mut guard = self.inner.borrow_mut();
         let q = &mut *guard;
@@ -324,7 +361,9 @@ impl Queue {
             m.deliveries += 1;
             m.token = m.token.wrapping_add(1);
             m.state = State::Locked;
-            m.delivered_at = now;
+            m.renew_from = if prefetched { Nanos::MAX } else { now };
+            m.lock_until = now + vt;
+            m.epoch = 0;
             m.holder = holder;
             let d = Delivery {
                 cell,
@@ -333,7 +372,11 @@ impl Queue {
                 delivery_count: m.deliveries,
                 copy: m.copy,
             };
-            q.locks.push_back((now + vt - self.renewal_lead(), cell, d.token));
+            if prefetched {
+                q.prefetched.push(Reverse((now + vt, cell, d.token, 0, LockEvent::Lapse)));
+            } else {
+                q.locks.push_back((now + vt - self.renewal_lead(), cell, d.token));
+            }
             q.locked += 1;
             q.backlog -= 1;
             self.meters.backlog_changed(now, -1);
@@ -343,7 +386,8 @@ impl Queue {
         // one that filled its batch (or all of them).
         let asked = if out.len() < max as usize { q.visible.count() } else { deepest + 1 };
         q.operations += asked as u64 - 1;
-        let wake_keeper = !out.is_empty() && q.keeper_armed <= now;
+        // Every new lock event is due after those already scheduled, unless prefetched.
+        let wake_keeper = !out.is_empty() && (q.keeper_armed <= now || prefetched);
         drop(guard);
         for msg in &expired {
             self.meters.exit(msg, Holder::Queue, Exit::Expired);
@@ -374,6 +418,49 @@ impl Queue {
                 return;
             }
             self.arrivals.wait(&self.sim).await;
+        }
+    }
+
+    /// Receives up to `max` messages into a client's prefetch buffer, waiting for the first
+    /// if the queue is empty: the Service Bus receiver of a processor with `PrefetchCount`
+    /// topping its buffer up. Each lock runs from now and is not renewed until the
+    /// message's handler starts ([`Queue::handler_started`]).
+    pub async fn prefetch(&self, max: u32, holder: u32, out: &mut Vec<Delivery>) {
+        loop {
+            self.try_receive_as(max, holder, out, true);
+            if !out.is_empty() {
+                return;
+            }
+            self.arrivals.wait(&self.sim).await;
+        }
+    }
+
+    /// A handler took the prefetched delivery `d` from the buffer: its receiver starts
+    /// renewing the lock now (for `lock_renewal` from now), the first time
+    /// `min(remaining / 2, 10 s)` before it runs out. A lock that ran out in the buffer is
+    /// not renewed: the handler runs on a lost lock and its settle fails.
+    pub fn handler_started(&self, d: &Delivery) {
+        let now = self.sim.now_ns();
+        let mut q = self.inner.borrow_mut();
+        let Some(m) = Self::lookup(&mut q, d) else { return };
+        if !(m.state == State::Locked && m.token == d.token && m.renew_from == Nanos::MAX) {
+            return;
+        }
+        m.renew_from = now;
+        m.epoch = m.epoch.wrapping_add(1);
+        let (until, epoch) = (m.lock_until, m.epoch);
+        let remaining = until.saturating_sub(now);
+        let lead = (remaining / 2).min(10 * crate::time::NS_PER_S);
+        let event = if self.renewal_lead() > 0 && remaining > 0 {
+            (until - lead, d.cell, d.token, epoch, LockEvent::Renew)
+        } else {
+            (until, d.cell, d.token, epoch, LockEvent::Lapse)
+        };
+        q.prefetched.push(Reverse(event));
+        let wake = q.keeper_armed <= now || event.0 < q.keeper_armed;
+        drop(q);
+        if wake {
+            self.wake_keeper();
         }
     }
 
@@ -567,7 +654,7 @@ impl Queue {
             // The receiver's renewal is due now, `lead` before the lock expires.
             let lead = self.renewal_lead();
             let renewing = lead > 0
-                && now < m.delivered_at.saturating_add(self.spec.lock_renewal)
+                && now < m.renew_from.saturating_add(self.spec.lock_renewal)
                 && !q.gone.contains(&m.holder)
                 && !self.renewal_fails(now);
             if renewing {
@@ -600,6 +687,44 @@ impl Queue {
             }
             q.lapsing.pop_front();
             self.lapse(q, cell);
+        }
+        loop {
+            let mut q = self.inner.borrow_mut();
+            let Some(&Reverse((due, cell, token, epoch, what))) = q.prefetched.peek() else {
+                break;
+            };
+            let m = q.msgs[cell as usize];
+            if !(m.state == State::Locked && m.token == token && m.epoch == epoch) {
+                q.prefetched.pop(); // settled, lapsed, or superseded when its handler started
+                continue;
+            }
+            if due > now {
+                next = Some(next.map_or(due, |n: Nanos| n.min(due)));
+                break;
+            }
+            q.prefetched.pop();
+            let renewing = what == LockEvent::Renew
+                && now < m.renew_from.saturating_add(self.spec.lock_renewal)
+                && !q.gone.contains(&m.holder)
+                && !self.renewal_fails(now);
+            match what {
+                LockEvent::Renew if renewing => {
+                    // Renewed: from here on like any renewed lock (decided `lead` before
+                    // each expiry), and later than every lock already in the FIFO.
+                    let lead = self.renewal_lead();
+                    q.locks.push_back((now + self.spec.visibility_timeout - lead, cell, token));
+                }
+                LockEvent::Renew => {
+                    q.prefetched.push(Reverse((
+                        m.lock_until,
+                        cell,
+                        token,
+                        epoch,
+                        LockEvent::Lapse,
+                    )));
+                }
+                LockEvent::Lapse => self.lapse(q, cell),
+            }
         }
         loop {
             let mut q = self.inner.borrow_mut();
@@ -948,6 +1073,68 @@ mod tests {
         assert_eq!(q.backlog(), 1, "the 100 s renewal failed: lapsed at 110 s");
         assert_eq!(q.complete(&held[0]), Err(Settle::LockLost));
         sim.shutdown();
+    }
+
+    /// Prefetches one message at time 0 and starts its handler at `start` (`None`: never);
+    /// returns when its lock runs out.
+    fn lapse_of_a_prefetched_lock(start: Option<Nanos>) -> Nanos {
+        let spec = QueueSpec { visibility_timeout: 60 * NS_PER_S, ..QueueSpec::service_bus() };
+        let (sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        let mut held = Vec::new();
+        q.try_receive_as(1, 1, &mut held, true);
+        let mut t = 0;
+        while q.backlog() == 0 {
+            t += NS_PER_S;
+            at(&sim, t);
+            if start == Some(t) {
+                q.handler_started(&held[0]);
+            }
+        }
+        sim.shutdown();
+        t
+    }
+
+    #[test]
+    fn a_prefetched_lock_runs_unrenewed_in_the_buffer_and_is_renewed_from_the_handler_start() {
+        let s = NS_PER_S;
+        // Never taken from the buffer: the 60 s lock simply runs out.
+        assert_eq!(lapse_of_a_prefetched_lock(None), 60 * s);
+        // Taken at 30 s: renewed 10 s before expiry (at 50 s) and every 50 s after, while
+        // less than maxAutoLockRenewalDuration (5 min) has passed since the handler started:
+        // the last renewal at 300 s, so the lock of the live handler lapses at 360 s, not at
+        // the 310 s it would without prefetch.
+        assert_eq!(lapse_of_a_prefetched_lock(Some(30 * s)), 360 * s);
+        // Taken 5 s before it runs out: renewed min(5 s / 2, 10 s) before expiry, at 57.5 s,
+        // then at 107.5 ... 307.5 s; the one due at 357.5 s is past 55 s + 5 min, so the
+        // lock lapses at 367.5 s (seen at the next whole second).
+        assert_eq!(lapse_of_a_prefetched_lock(Some(55 * s)), 368 * s);
+    }
+
+    #[test]
+    fn a_message_whose_lock_ran_out_in_the_buffer_is_delivered_again_and_its_stale_copy_fails() {
+        let spec = QueueSpec {
+            visibility_timeout: 60 * NS_PER_S,
+            max_delivery_count: 2,
+            ..QueueSpec::service_bus()
+        };
+        let (sim, meters, q) = setup(spec);
+        send(&meters, &q);
+        let mut buffer = Vec::new();
+        q.try_receive_as(1, 1, &mut buffer, true);
+        at(&sim, 60 * NS_PER_S);
+        assert_eq!(q.backlog(), 1, "the lock ran out in the buffer: the message is back");
+        let mut again = Vec::new();
+        q.try_receive_as(1, 1, &mut again, true);
+        assert_eq!(again[0].delivery_count, 2, "the lapse counts as a delivery");
+        q.handler_started(&buffer[0]); // the stale copy: nothing to renew
+        assert_eq!(q.complete(&buffer[0]), Err(Settle::LockLost));
+        at(&sim, 120 * NS_PER_S);
+        assert_eq!(q.held(), 0, "dead-lettered at its last delivery without ever failing");
+        sim.shutdown();
+        drop(q);
+        let l = Rc::try_unwrap(meters).ok().expect("one owner").finish().ledger;
+        assert_eq!((l.dead_lettered, l.completed), (1, 0));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! * Service Bus receives up to `batch_size` messages (no more than the idle slots) and
 //!   waits for messages when the queue is empty; a job replica looks once per finished
 //!   handler instead, and exits when the queue is empty and nothing is in flight.
+//! * With `prefetch` (Service Bus `PrefetchCount`), a long-running instance instead keeps a
+//!   receiver in the background that tops the instance's unsettled messages (waiting in the
+//!   client buffer or in a handler) up to `prefetch`, and slots take from the buffer. The
+//!   locks of buffered messages run unrenewed until a slot takes them.
 //! * A storage-queue instance fetches `batch_size` messages whenever its executions in
 //!   progress have fallen to `newBatchThreshold`, and backs its polling off while the queue
 //!   is empty (100 ms, doubling up to `max_polling_interval`).
@@ -48,6 +52,8 @@ pub struct QueueTrigger {
     host: Rc<Host>,
     batch_size: u32,
     concurrency: u32,
+    /// Service Bus `PrefetchCount` (0: off).
+    prefetch: u32,
     gate: RefCell<Option<Gate>>,
 }
 
@@ -56,10 +62,14 @@ impl QueueTrigger {
     pub fn new(sim: Sim, queue: Rc<Queue>, host: Rc<Host>, consumer: &ConsumerSpec) -> Self {
         QueueTrigger {
             sim,
-            queue,
             host,
             batch_size: consumer.batch_size,
             concurrency: consumer.concurrency,
+            prefetch: match queue.spec().kind {
+                QueueKind::ServiceBus => queue.spec().prefetch,
+                QueueKind::StorageQueue => 0,
+            },
+            queue,
             gate: RefCell::new(None),
         }
     }
@@ -130,11 +140,71 @@ impl QueueTrigger {
 
     /// A handler slot: take the next message, handle it, repeat.
     async fn slot<H: Handler>(self: Rc<Self>, handler: Rc<H>, inst: Rc<Instance>, slot: u32) {
+        if self.prefetches(&inst) {
+            while let Some(delivery) = self.next_prefetched(&inst).await {
+                self.queue.handler_started(&delivery);
+                let execution = self.host.begin_execution(&inst, slot, delivery);
+                handler.handle(&inst, delivery).await;
+                self.host.end_execution(&inst, execution);
+            }
+            return;
+        }
         let mut received = Vec::with_capacity(self.batch_size as usize);
         while let Some(delivery) = self.next_message(&inst, &mut received).await {
             let execution = self.host.begin_execution(&inst, slot, delivery);
             handler.handle(&inst, delivery).await;
             self.host.end_execution(&inst, execution);
+        }
+    }
+
+    /// Whether `inst` receives through a prefetch buffer: a long-running Service Bus
+    /// instance with `prefetch` set (a job replica receives as its own loop does).
+    fn prefetches(&self, inst: &Instance) -> bool {
+        self.prefetch > 0 && !inst.exit_when_idle
+    }
+
+    /// The next message for a slot of a prefetching instance: from the buffer, which the
+    /// instance's background receiver fills (started by the first slot that asks).
+    async fn next_prefetched(self: &Rc<Self>, inst: &Rc<Instance>) -> Option<Delivery> {
+        loop {
+            if !inst.running() {
+                return None;
+            }
+            if let Some(d) = inst.take_buffered() {
+                return Some(d);
+            }
+            inst.set_receiver(|| {
+                let (me, inst) = (Rc::clone(self), Rc::clone(inst));
+                self.sim.spawn_in(inst.group(), async move { me.prefetch_loop(inst).await })
+            });
+            inst.wait_for_messages(&self.sim).await;
+        }
+    }
+
+    /// The background receiver of a prefetching instance (`PrefetchCount`): whenever the
+    /// instance holds fewer than `prefetch` unsettled messages (buffered or in a handler),
+    /// receives the difference, waiting for messages when the queue is empty.
+    async fn prefetch_loop(self: Rc<Self>, inst: Rc<Instance>) {
+        let mut fetched = Vec::with_capacity(self.prefetch as usize);
+        loop {
+            if !inst.running() {
+                inst.receiver_ended();
+                return;
+            }
+            let unsettled = inst.busy() + inst.buffered();
+            if unsettled >= self.prefetch {
+                // A slot taking a buffered message moves it into a handler: only an
+                // execution that ends (settles its message) makes room.
+                inst.wait_execution_end(&self.sim).await;
+                continue;
+            }
+            let Some(limit) = self.through_gate(&inst).await else {
+                inst.receiver_ended();
+                return;
+            };
+            let max = (self.prefetch - unsettled).min(limit).max(1);
+            self.queue.prefetch(max, inst.group(), &mut fetched).await;
+            inst.prefetched(&self.sim, &mut fetched);
         }
     }
 

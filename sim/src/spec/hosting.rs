@@ -157,6 +157,19 @@ impl Default for HostingSpec {
 }
 
 impl HostingSpec {
+    /// The processors the Functions trigger extensions see, which scale their concurrency
+    /// defaults: 1 on Consumption (the extensions count one effective core there), the
+    /// instance's vCPUs rounded up on Flex, Premium and a WebJob's App Service plan, and 1
+    /// where sluice runs its own receive loop (a worker, a Container Apps job or app).
+    pub fn trigger_cores(&self) -> u32 {
+        match self.plan {
+            Plan::FunctionsFlex | Plan::FunctionsPremium | Plan::WebJob => {
+                (self.cpu.ceil() as u32).max(1)
+            }
+            Plan::FunctionsConsumption | Plan::Worker | Plan::AcaJob | Plan::AcaApp => 1,
+        }
+    }
+
     /// The execution-time limit in force.
     pub fn timeout(&self) -> Option<Nanos> {
         match self.execution_timeout {

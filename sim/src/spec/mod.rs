@@ -295,6 +295,11 @@ pub struct QueueSpec {
     /// Storage queue: fetch the next batch when the in-flight count falls to this (Functions
     /// `newBatchThreshold`, default `batch_size / 2`). `None` = the default.
     pub new_batch_threshold: Option<u32>,
+    /// Service Bus: the receiver's `PrefetchCount` (default 0, off). Each instance keeps up
+    /// to this many messages unsettled, handled or waiting in its client buffer with their
+    /// locks running and not renewed until a handler takes them; at most this many are
+    /// handled at once.
+    pub prefetch: u32,
 }
 
 impl QueueSpec {
@@ -315,6 +320,7 @@ impl QueueSpec {
             abandon_delay: 0,
             max_polling_interval: NS_PER_MIN,
             new_batch_threshold: None,
+            prefetch: 0,
         }
     }
 
