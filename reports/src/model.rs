@@ -573,6 +573,24 @@ pub struct CostSummary {
     pub vcpu_seconds: f64,
     /// GB-seconds billed (3 decimals).
     pub gb_seconds: f64,
+    /// Service Bus only: the tier (`basic`, `standard`, `premium`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_tier: Option<String>,
+    /// Service Bus only: the Standard base charge or the Premium messaging-unit hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_base_usd: Option<f64>,
+    /// Service Bus only: operations beyond the included ones at the per-million rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_operations_usd: Option<f64>,
+    /// Service Bus only: operations included in the Standard base charge, prorated (0 dp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_included_operations: Option<f64>,
+    /// `aca-app` only: replica-seconds billed at the idle rate (3 decimals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_replica_seconds: Option<f64>,
+    /// `aca-app` only: what those seconds cost (in `compute_usd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_usd: Option<f64>,
 }
 
 impl CostSummary {
@@ -590,6 +608,15 @@ impl CostSummary {
             instance_seconds: round_dp(c.instance_seconds, 3),
             vcpu_seconds: round_dp(c.vcpu_seconds, 3),
             gb_seconds: round_dp(c.gb_seconds, 3),
+            messaging_tier: c.service_bus.as_ref().map(|b| b.tier.clone()),
+            messaging_base_usd: c.service_bus.as_ref().map(|b| round_dp(b.base_usd, 6)),
+            messaging_operations_usd: c.service_bus.as_ref().map(|b| round_dp(b.operations_usd, 6)),
+            messaging_included_operations: c
+                .service_bus
+                .as_ref()
+                .map(|b| round_dp(b.included_operations, 0)),
+            idle_replica_seconds: c.idle.as_ref().map(|i| round_dp(i.replica_seconds, 3)),
+            idle_usd: c.idle.as_ref().map(|i| round_dp(i.usd, 6)),
         }
     }
 }

@@ -189,6 +189,34 @@ pub struct CostResults {
     pub vcpu_seconds: f64,
     /// GB-seconds billed.
     pub gb_seconds: f64,
+    /// The Service Bus broker's bill in parts (`None` for storage queues).
+    pub service_bus: Option<ServiceBusBill>,
+    /// Idle replica time of a Container Apps app (`None` on every other plan).
+    pub idle: Option<IdleBill>,
+}
+
+/// The parts of a Service Bus bill; `messaging_usd = base_usd + operations_usd`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceBusBill {
+    /// The tier (`basic`, `standard`, `premium`).
+    pub tier: String,
+    /// Standard: the hourly base charge; Premium: messaging-unit hours; Basic: 0.
+    pub base_usd: f64,
+    /// Operations beyond those included, at the tier's per-million rates (0 on Premium).
+    pub operations_usd: f64,
+    /// Operations included in the base charge, prorated to the run's length (Standard).
+    pub included_operations: f64,
+    /// Operations billed per million.
+    pub billed_operations: f64,
+}
+
+/// A Container Apps app's idle replica time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IdleBill {
+    /// Replica-seconds billed at the idle rate.
+    pub replica_seconds: f64,
+    /// What those seconds cost: vCPU at the idle rate, memory at the GiB-s rate.
+    pub usd: f64,
 }
 
 /// What the autoscaler did.

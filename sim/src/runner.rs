@@ -216,7 +216,7 @@ pub fn run(scenario: &Scenario, options: RunOptions, progress: &mut dyn FnMut(Si
                     // (`queueLength`, `messageCount`); the Functions scale controller at the
                     // trigger's own target.
                     target: scenario.hosting.scaling.target_per_instance.unwrap_or(
-                        if scenario.hosting.plan == Plan::AcaJob {
+                        if matches!(scenario.hosting.plan, Plan::AcaJob | Plan::AcaApp) {
                             5
                         } else {
                             trigger.scale_target()

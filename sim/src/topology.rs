@@ -82,7 +82,8 @@ impl Topology {
     /// queue or pool yet.
     pub fn new(sim: Sim, scenario: &Scenario, meters: Rc<Meters>) -> Topology {
         let seed = scenario.seed;
-        let cost = CostMeter::new(&scenario.hosting, &scenario.cost, scenario.queue.kind);
+        let cost = CostMeter::new(&scenario.hosting, &scenario.cost, scenario.queue.kind)
+            .with_service_bus(scenario.queue.tier, scenario.queue.messaging_units);
         let workload = Workload::new(&scenario.workload, scenario.duration, seed);
         Topology {
             poison: workload.class_index("poison"),
@@ -117,6 +118,7 @@ impl Topology {
     /// Adds a queue named `name` and starts its lock keeper.
     pub fn add_queue(&self, name: &str, spec: QueueSpec) -> Rc<Queue> {
         let queue = Queue::new(spec, self.sim.clone(), self.meters.clone());
+        self.cost.queue_added();
         for f in &self.scenario.faults {
             if let crate::spec::FaultKind::RenewalFailure { from, to } = f.kind {
                 queue.fail_renewals(from, to);
@@ -156,7 +158,11 @@ impl Topology {
         .with_messages_per_replica(
             h.scaling.messages_per_replica.filter(|_| h.plan == Plan::AcaJob),
         )
-        .named(name);
+        .named(name)
+        .with_idle_floor(
+            (h.plan == Plan::AcaApp && h.scaling.min_instances > 0)
+                .then_some(h.scaling.min_instances),
+        );
         let host = Rc::new(if consumer.cpu_bound { host.with_cpu_bound_work(h.cpu) } else { host });
         let trigger = Rc::new(QueueTrigger::new(self.sim.clone(), queue, host.clone(), consumer));
         self.pools.borrow_mut().push(Pool {

@@ -99,6 +99,8 @@ pub(crate) struct StoreFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueueFile {
     pub kind: Field,
+    pub tier: Field,
+    pub messaging_units: Field,
     pub visibility_timeout: Field,
     pub max_delivery_count: Field,
     pub ttl: Field,
@@ -183,12 +185,19 @@ pub(crate) struct CostFile {
     pub free_consumption_gb_s: Field,
     pub free_aca_vcpu_s: Field,
     pub free_aca_gib_s: Field,
+    pub aca_idle_vcpu_s_usd: Field,
+    pub service_bus_standard_base_hour_usd: Field,
+    pub service_bus_standard_included_operations: Field,
+    pub service_bus_100m_2500m_per_million_operations_usd: Field,
+    pub service_bus_over_2500m_per_million_operations_usd: Field,
+    pub service_bus_basic_per_million_operations_usd: Field,
+    pub service_bus_premium_messaging_unit_hour_usd: Field,
 }
 
 impl CostFile {
     /// The rate overrides, by rate name (`gb_second_usd` and `per_million_executions_usd`
     /// are design.md's names for the Consumption rates).
-    pub(crate) fn overrides(&self) -> [(&'static str, &Field); 21] {
+    pub(crate) fn overrides(&self) -> [(&'static str, &Field); 28] {
         [
             ("consumption_gb_s_usd", &self.consumption_gb_s_usd),
             (
@@ -217,6 +226,28 @@ impl CostFile {
             ("free_consumption_gb_s", &self.free_consumption_gb_s),
             ("free_aca_vcpu_s", &self.free_aca_vcpu_s),
             ("free_aca_gib_s", &self.free_aca_gib_s),
+            ("aca_idle_vcpu_s_usd", &self.aca_idle_vcpu_s_usd),
+            ("service_bus_standard_base_hour_usd", &self.service_bus_standard_base_hour_usd),
+            (
+                "service_bus_standard_included_operations",
+                &self.service_bus_standard_included_operations,
+            ),
+            (
+                "service_bus_100m_2500m_per_million_operations_usd",
+                &self.service_bus_100m_2500m_per_million_operations_usd,
+            ),
+            (
+                "service_bus_over_2500m_per_million_operations_usd",
+                &self.service_bus_over_2500m_per_million_operations_usd,
+            ),
+            (
+                "service_bus_basic_per_million_operations_usd",
+                &self.service_bus_basic_per_million_operations_usd,
+            ),
+            (
+                "service_bus_premium_messaging_unit_hour_usd",
+                &self.service_bus_premium_messaging_unit_hour_usd,
+            ),
         ]
     }
 }

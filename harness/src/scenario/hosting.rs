@@ -191,7 +191,7 @@ fn scaling_spec(src: &Source<'_>, plan: Plan, f: Option<&S<ScalingFile>>) -> Res
             .at(table.span(), format!("[scaling] does not apply to hosting = \"{}\"", plan.name()))
             .note(
                 "its instance count is fixed by `consumer.instances`; [scaling] is for \
-                   functions-consumption, functions-flex, functions-premium and aca-job",
+                   functions-consumption, functions-flex, functions-premium, aca-job and aca-app",
             ));
     }
     let f = table.get_ref();

@@ -5,7 +5,8 @@
 use super::diagnose::key_text;
 use sim::spec::{
     Arrivals, ConsumerSpec, CostSpec, ExecutionLimit, FaultKind, FaultSpec, HostingSpec, OverLimit,
-    Plan, Pricing, QueueKind, QueueSpec, RetrySpec, Scenario, ServiceSpec, WorkloadSpec,
+    Plan, Pricing, QueueKind, QueueSpec, RetrySpec, Scenario, ServiceBusTier, ServiceSpec,
+    WorkloadSpec,
 };
 use sim::time::{Nanos, format_duration};
 use std::fmt::Display;
@@ -180,6 +181,10 @@ fn queue(out: &mut Out, q: &QueueSpec) {
     }
     if q.kind == QueueKind::ServiceBus {
         out.raw("prefetch", q.prefetch);
+        out.str("tier", q.tier.name());
+        if q.tier == ServiceBusTier::Premium {
+            out.raw("messaging_units", q.messaging_units);
+        }
     }
 }
 
@@ -222,12 +227,14 @@ fn hosting(out: &mut Out, h: &HostingSpec) {
         out.raw("max_instances", s.max_instances);
         match s.target_per_instance {
             Some(t) => out.raw("target_per_instance", t),
+            None if matches!(h.plan, Plan::AcaJob | Plan::AcaApp) => out
+                .line("# target_per_instance: 5, KEDA's messageCount / queueLength (the default)"),
             None => out.line("# target_per_instance: the trigger's own (the default)"),
         }
         out.dur("polling_interval", s.polling_interval);
         out.dur("cooldown", s.cooldown);
         out.dur("scale_out_step", s.scale_out_step);
-        if h.plan != Plan::AcaJob {
+        if !matches!(h.plan, Plan::AcaJob | Plan::AcaApp) {
             out.raw("scale_out_max", s.scale_out_max);
         }
         if let Some(g) = s.drain_grace.or(h.plan.default_drain_grace()) {

@@ -13,7 +13,7 @@ use super::workload;
 use sim::dist::Dist;
 use sim::spec::{
     ApiSpec, Backoff, ConsumerSpec, Expectation, LimitsSpec, OverLimit, QueueKind, QueueSpec,
-    RetrySpec, Scenario, ServiceSpec, StoreSpec, WorkloadSpec,
+    RetrySpec, Scenario, ServiceBusTier, ServiceSpec, StoreSpec, WorkloadSpec,
 };
 use sim::time::{NS_PER_DAY, NS_PER_MIN, NS_PER_MS, NS_PER_S, format_duration};
 use std::collections::BTreeMap;
@@ -206,6 +206,7 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
         Some("storage-queue") => QueueSpec::storage_queue(),
         _ => QueueSpec::service_bus(),
     };
+    broker_tier(src, q, &mut spec)?;
     let (max_lock, why) = match spec.kind {
         QueueKind::ServiceBus => (5 * NS_PER_MIN, "Service Bus locks last at most 5 minutes"),
         QueueKind::StorageQueue => {
@@ -252,6 +253,35 @@ fn queue(src: &Source<'_>, q: Option<&S<QueueFile>>) -> Res<QueueSpec> {
         spec.prefetch = count(src, v, "queue.prefetch", 0)?;
     }
     Ok(spec)
+}
+
+/// `[queue] tier` and `messaging_units`: how a Service Bus broker is billed.
+fn broker_tier(src: &Source<'_>, q: &QueueFile, spec: &mut QueueSpec) -> Res<()> {
+    if spec.kind == QueueKind::StorageQueue {
+        let given = [("queue.tier", &q.tier), ("queue.messaging_units", &q.messaging_units)];
+        if let Some((key, Some(v))) = given.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(src
+                .at(v.span(), format!("`{key}` does not apply to kind = \"storage-queue\""))
+                .note("Service Bus tiers (basic, standard, premium) bill a service-bus queue"));
+        }
+        return Ok(());
+    }
+    const TIERS: [&str; 3] = ["basic", "standard", "premium"];
+    if let Some(v) = &q.tier {
+        let name = choice(src, v, "queue.tier", &TIERS)?;
+        spec.tier = ServiceBusTier::from_name(name).unwrap_or(spec.tier);
+    }
+    if let Some(v) = &q.messaging_units {
+        if spec.tier != ServiceBusTier::Premium {
+            let msg = format!(
+                "`queue.messaging_units` does not apply to tier = \"{}\"",
+                spec.tier.name()
+            );
+            return Err(src.at(v.span(), msg).note("messaging units bill the premium tier"));
+        }
+        spec.messaging_units = count(src, v, "queue.messaging_units", 1)?;
+    }
+    Ok(())
 }
 
 /// `[consumer]`; `batch_size` defaults by queue kind; `calls` must name services.

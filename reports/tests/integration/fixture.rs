@@ -190,6 +190,7 @@ pub fn results() -> RunResults {
             instance_seconds: 2_400.0,
             vcpu_seconds: 0.0,
             gb_seconds: 43_750.0,
+            ..Default::default()
         },
         scaling: ScalingResults {
             instances_peak: 4,

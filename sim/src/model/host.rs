@@ -272,6 +272,11 @@ pub struct Host {
     /// The Container Apps job executions started by [`Host::add_execution`] and not yet
     /// seen finished.
     job_runs: RefCell<Vec<JobRun>>,
+    /// Container Apps apps: the minimum replica count at which replicas can be idle.
+    idle_floor: Option<u32>,
+    /// When each idle replica (by group) became idle, and idle time not yet billed.
+    idle_since: RefCell<std::collections::BTreeMap<u32, Nanos>>,
+    idle_unbilled: Cell<Nanos>,
 }
 
 impl Host {
@@ -309,6 +314,9 @@ impl Host {
             name: "consumer".to_string(),
             messages_per_replica: None,
             job_runs: RefCell::new(Vec::new()),
+            idle_floor: None,
+            idle_since: RefCell::default(),
+            idle_unbilled: Cell::new(0),
         }
     }
 
@@ -317,6 +325,49 @@ impl Host {
     pub fn with_messages_per_replica(mut self, n: Option<u32>) -> Host {
         self.messages_per_replica = n;
         self
+    }
+
+    /// The same host, whose replicas are billed at the idle rate while the pool holds exactly
+    /// `floor` replicas and a running replica has no execution in progress (Container Apps
+    /// apps with a minimum replica count; `None`: never idle).
+    pub fn with_idle_floor(mut self, floor: Option<u32>) -> Host {
+        self.idle_floor = floor;
+        self
+    }
+
+    /// Opens and closes idle periods after a change of a replica's state, its executions or
+    /// the replica count (only with an idle floor).
+    fn refresh_idle(&self) {
+        let Some(floor) = self.idle_floor else { return };
+        let now = self.sim.now_ns();
+        let eligible = self.allocated() == floor;
+        let mut idle = self.idle_since.borrow_mut();
+        if !eligible && idle.is_empty() {
+            return;
+        }
+        let mut ended = 0;
+        let instances = self.instances.borrow();
+        for inst in instances.iter() {
+            let now_idle = eligible && inst.state.get() == State::Running && inst.busy.get() == 0;
+            match (idle.get(&inst.group).copied(), now_idle) {
+                (Some(since), false) => {
+                    ended += now - since;
+                    idle.remove(&inst.group);
+                }
+                (None, true) => {
+                    idle.insert(inst.group, now);
+                }
+                _ => {}
+            }
+        }
+        idle.retain(|group, since| {
+            let live = instances.iter().any(|i| i.group == *group);
+            if !live {
+                ended += now - *since;
+            }
+            live
+        });
+        self.idle_unbilled.set(self.idle_unbilled.get() + ended);
     }
 
     /// The same host, whose draining instances are removed `grace` after the drain began,
@@ -419,6 +470,7 @@ impl Host {
             level.peak
         };
         self.stats.borrow_mut().instances_peak = peak as u32;
+        self.refresh_idle();
         if let (OnTimeout::EndReplica, Some(limit)) = (&self.on_timeout, self.timeout) {
             let (host, me) = (Rc::clone(self), Rc::clone(&inst));
             self.sim.spawn_in(inst.group, async move {
@@ -437,6 +489,7 @@ impl Host {
                 self.sim.spawn_in(inst.group, async move {
                     sim.sleep(delay).await;
                     inst.state.set(State::Running);
+                    host.refresh_idle();
                     host.spawn_slots(&inst);
                 });
             }
@@ -465,6 +518,7 @@ impl Host {
             inst.busy_since.set(started);
         }
         inst.busy.set(inst.busy.get() + 1);
+        self.refresh_idle();
         self.meters.execution_started();
         if let Some(limit) =
             self.timeout.filter(|_| !matches!(self.on_timeout, OnTimeout::EndReplica))
@@ -486,6 +540,7 @@ impl Host {
             inst.busy_since.set(started);
         }
         inst.busy.set(inst.busy.get() + 1);
+        self.refresh_idle();
         self.meters.execution_started();
         Execution { slot: 0, started }
     }
@@ -500,6 +555,7 @@ impl Host {
         let now = self.sim.now_ns();
         self.cost.execution(now - started);
         inst.busy.set(inst.busy.get() - 1);
+        self.refresh_idle();
         self.meters.executions_ended(1);
         if inst.busy.get() == 0 {
             self.end_busy_period(inst, now);
@@ -638,6 +694,13 @@ impl Host {
         if self.prewarmed > 0 {
             self.cost.instance_time(u64::from(self.prewarmed) * (now - since), 0, false);
         }
+        if self.idle_floor.is_some() {
+            let mut open = 0;
+            for since in self.idle_since.borrow_mut().values_mut() {
+                open += now - std::mem::replace(since, now);
+            }
+            self.cost.idle_time(self.idle_unbilled.replace(0) + open);
+        }
     }
 
     /// Scale-in: the newest running instances stop taking messages (their prefetched ones go
@@ -661,6 +724,7 @@ impl Host {
                 continue;
             }
             inst.state.set(State::Draining);
+            self.refresh_idle();
             if let Some(fetcher) = inst.fetcher.take() {
                 self.sim.abort(fetcher); // waiting in a receive: it holds no message
             }
@@ -777,6 +841,7 @@ impl Host {
         self.meters.executions_ended(u64::from(inst.busy.replace(0)));
         self.allocated.borrow_mut().add(now, -1);
         self.instances.borrow_mut().retain(|i| i.group != inst.group);
+        self.refresh_idle();
         self.sim.abort_group(inst.group); // idle slots, the watchdog, anything left
     }
 

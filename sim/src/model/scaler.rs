@@ -11,6 +11,12 @@
 //!   drain down to `desired` (in-flight work finishes first, within the plan's drain
 //!   grace). A new instance pays a cold start, except on Premium while a pre-warmed
 //!   instance is ready (the buffer refills after a cold start of its own).
+//! * Container Apps apps (KEDA feeding the HPA): below `desired`, grow to
+//!   `min(max, desired, max(4, 2 × current))` at each decision (from zero, KEDA activates one
+//!   replica first), at most one decision per `scale_out_step`; scale-in to the highest
+//!   `desired` seen over the last `cooldown` (the HPA's 300 s scale-down stabilization
+//!   window), removing the whole surplus at once; a removed replica gets the termination
+//!   grace period (`drain_grace`, default 30 s) to finish its executions.
 //! * Container Apps jobs: start `desired - running` new executions (KEDA ScaledJob's default
 //!   strategy; `running` counts executions not yet finished). Each execution starts
 //!   `parallelism` replicas, each paying a cold start; a replica drains the queue and exits
@@ -52,6 +58,8 @@ impl Autoscaler {
         let mut last_out: Option<Nanos> = None;
         let mut over_since: Option<Nanos> = None;
         let mut warm_ready_at: Vec<Nanos> = vec![0; s.prewarmed as usize];
+        // Container Apps apps: (time, desired) of the decisions within the last `cooldown`.
+        let mut recent: std::collections::VecDeque<(Nanos, u32)> = Default::default();
         loop {
             self.sim.sleep(s.polling_interval).await;
             let now = self.sim.now_ns();
@@ -65,6 +73,28 @@ impl Autoscaler {
                         .map(|_| s.cold_start.sample(&mut self.rng))
                         .collect();
                     self.host.add_execution(&colds, s.completion_count.max(1));
+                }
+                continue;
+            }
+            if h.plan == Plan::AcaApp {
+                recent.push_back((now, desired));
+                while recent.front().is_some_and(|(t, _)| now - t > s.cooldown) {
+                    recent.pop_front();
+                }
+                if desired > current {
+                    if last_out.is_none_or(|t| now - t >= s.scale_out_step) {
+                        last_out = Some(now);
+                        let next = if current == 0 { 1 } else { desired.min((2 * current).max(4)) };
+                        for _ in current..next.min(s.max_instances) {
+                            let cold = s.cold_start.sample(&mut self.rng);
+                            self.host.add(Some(cold), false);
+                        }
+                    }
+                } else {
+                    let floor = recent.iter().map(|(_, d)| *d).max().unwrap_or(desired);
+                    if floor < current {
+                        self.host.drain(current - floor);
+                    }
                 }
                 continue;
             }

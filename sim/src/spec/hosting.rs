@@ -27,16 +27,22 @@ pub enum Plan {
     /// An Azure WebJob on the web app's App Service plan: the plan's instances, billed per
     /// instance-hour, with the web tier sharing their CPU.
     WebJob,
+    /// An Azure Container Apps app on the consumption plan: long-running replicas fed by the
+    /// queue trigger, scaled by KEDA and the HPA on the queue length, billed per vCPU-second
+    /// and GiB-second while they run; a replica at the minimum replica count with no execution
+    /// in progress pays the idle vCPU rate.
+    AcaApp,
 }
 
 impl Plan {
     /// Every plan, in the order the docs list them.
-    pub const ALL: [Plan; 6] = [
+    pub const ALL: [Plan; 7] = [
         Plan::Worker,
         Plan::FunctionsConsumption,
         Plan::FunctionsFlex,
         Plan::FunctionsPremium,
         Plan::AcaJob,
+        Plan::AcaApp,
         Plan::WebJob,
     ];
 
@@ -49,6 +55,7 @@ impl Plan {
             Plan::FunctionsPremium => "functions-premium",
             Plan::AcaJob => "aca-job",
             Plan::WebJob => "webjob",
+            Plan::AcaApp => "aca-app",
         }
     }
 
@@ -69,15 +76,17 @@ impl Plan {
             Plan::FunctionsConsumption => Some(5 * NS_PER_MIN),
             Plan::FunctionsFlex | Plan::FunctionsPremium => Some(30 * NS_PER_MIN),
             Plan::AcaJob => Some(30 * NS_PER_MIN),
-            Plan::Worker | Plan::WebJob => None,
+            Plan::Worker | Plan::WebJob | Plan::AcaApp => None,
         }
     }
 
     /// How long a Functions instance that is scaled in may finish its running executions:
-    /// 10 minutes on Consumption, 60 on Flex Consumption and Premium; `None` where the
-    /// scaler never drains (jobs, fixed plans).
+    /// 10 minutes on Consumption, 60 on Flex Consumption and Premium; a Container Apps app
+    /// replica gets the termination grace period (`terminationGracePeriodSeconds`, default
+    /// 30 s); `None` where the scaler never drains (jobs, fixed plans).
     pub fn default_drain_grace(self) -> Option<Nanos> {
         match self {
+            Plan::AcaApp => Some(30 * NS_PER_S),
             Plan::FunctionsConsumption => Some(10 * NS_PER_MIN),
             Plan::FunctionsFlex | Plan::FunctionsPremium => Some(60 * NS_PER_MIN),
             Plan::AcaJob | Plan::Worker | Plan::WebJob => None,
@@ -97,6 +106,7 @@ impl Plan {
         match self {
             Plan::FunctionsConsumption => 200,
             Plan::FunctionsFlex | Plan::FunctionsPremium | Plan::AcaJob => 100,
+            Plan::AcaApp => 10,
             Plan::Worker | Plan::WebJob => u32::MAX,
         }
     }
@@ -150,13 +160,13 @@ impl HostingSpec {
     /// The processors the Functions trigger extensions see, which scale their concurrency
     /// defaults: 1 on Consumption (the extensions count one effective core there), the
     /// instance's vCPUs rounded up on Flex, Premium and a WebJob's App Service plan, and 1
-    /// where sluice runs its own receive loop (a worker, a Container Apps job).
+    /// where sluice runs its own receive loop (a worker, a Container Apps job or app).
     pub fn trigger_cores(&self) -> u32 {
         match self.plan {
             Plan::FunctionsFlex | Plan::FunctionsPremium | Plan::WebJob => {
                 (self.cpu.ceil() as u32).max(1)
             }
-            Plan::FunctionsConsumption | Plan::Worker | Plan::AcaJob => 1,
+            Plan::FunctionsConsumption | Plan::Worker | Plan::AcaJob | Plan::AcaApp => 1,
         }
     }
 
@@ -200,6 +210,36 @@ impl WorkerModel {
             WorkerModel::Isolated => "isolated",
             WorkerModel::InProcess => "in-process",
         }
+    }
+}
+
+/// `[queue] tier`: the Service Bus pricing tier, which decides how the broker is billed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceBusTier {
+    /// Per million operations, nothing else.
+    Basic,
+    /// An hourly base charge, the first 13 million operations a month included, then
+    /// per million operations in volume tiers (13-100 M, 100-2,500 M, over 2,500 M a month).
+    Standard,
+    /// Per messaging unit and hour; no per-operation charge.
+    Premium,
+}
+
+impl ServiceBusTier {
+    /// The name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceBusTier::Basic => "basic",
+            ServiceBusTier::Standard => "standard",
+            ServiceBusTier::Premium => "premium",
+        }
+    }
+
+    /// Looks a tier up by its scenario-file name.
+    pub fn from_name(name: &str) -> Option<ServiceBusTier> {
+        [ServiceBusTier::Basic, ServiceBusTier::Standard, ServiceBusTier::Premium]
+            .into_iter()
+            .find(|t| t.name() == name)
     }
 }
 
@@ -312,10 +352,24 @@ pub struct Pricing {
     pub aca_vcpu_s: f64,
     /// Container Apps: USD per GiB-second of a running replica.
     pub aca_gib_s: f64,
+    /// Container Apps apps: USD per vCPU-second of an idle replica (memory keeps `aca_gib_s`).
+    pub aca_idle_vcpu_s: f64,
     /// A fixed worker instance (or the App Service plan instance of a WebJob): USD per hour.
     pub worker_instance_hour: f64,
-    /// Service Bus Standard: USD per million operations.
+    /// Service Bus Standard: USD per million operations (13-100 M a month).
     pub service_bus_per_million_ops: f64,
+    /// Service Bus Standard: USD per million operations (100-2,500 M a month).
+    pub service_bus_100m_per_million_ops: f64,
+    /// Service Bus Standard: USD per million operations (over 2,500 M a month).
+    pub service_bus_2500m_per_million_ops: f64,
+    /// Service Bus Standard: USD per hour of the base charge.
+    pub service_bus_base_hour: f64,
+    /// Service Bus Standard: operations a month included in the base charge.
+    pub service_bus_included_ops: f64,
+    /// Service Bus Basic: USD per million operations.
+    pub service_bus_basic_per_million_ops: f64,
+    /// Service Bus Premium: USD per messaging unit and hour.
+    pub service_bus_premium_mu_hour: f64,
     /// Storage Queue: USD per 10,000 operations.
     pub storage_queue_per_10k_ops: f64,
     /// Container Apps serverless GPU, NVIDIA T4: USD per GPU-second of a running replica.
@@ -335,7 +389,7 @@ pub struct Pricing {
 
 impl Pricing {
     /// The names of the rates, as written in pricing files and `[cost]` overrides.
-    pub const RATES: [&'static str; 19] = [
+    pub const RATES: [&'static str; 26] = [
         "consumption_gb_s_usd",
         "consumption_per_million_executions_usd",
         "flex_on_demand_gb_s_usd",
@@ -355,6 +409,13 @@ impl Pricing {
         "free_consumption_gb_s",
         "free_aca_vcpu_s",
         "free_aca_gib_s",
+        "aca_idle_vcpu_s_usd",
+        "service_bus_standard_base_hour_usd",
+        "service_bus_standard_included_operations",
+        "service_bus_100m_2500m_per_million_operations_usd",
+        "service_bus_over_2500m_per_million_operations_usd",
+        "service_bus_basic_per_million_operations_usd",
+        "service_bus_premium_messaging_unit_hour_usd",
     ];
 
     /// A table with every rate zero (the base for tests and for tables built rate by rate).
@@ -371,8 +432,15 @@ impl Pricing {
             premium_gb_s: 0.0,
             aca_vcpu_s: 0.0,
             aca_gib_s: 0.0,
+            aca_idle_vcpu_s: 0.0,
             worker_instance_hour: 0.0,
             service_bus_per_million_ops: 0.0,
+            service_bus_100m_per_million_ops: 0.0,
+            service_bus_2500m_per_million_ops: 0.0,
+            service_bus_base_hour: 0.0,
+            service_bus_included_ops: 0.0,
+            service_bus_basic_per_million_ops: 0.0,
+            service_bus_premium_mu_hour: 0.0,
             storage_queue_per_10k_ops: 0.0,
             gpu_t4_s: 0.0,
             gpu_a100_s: 0.0,
@@ -422,6 +490,19 @@ impl Pricing {
             "free_consumption_gb_s" => &mut self.free_consumption_gb_s,
             "free_aca_vcpu_s" => &mut self.free_aca_vcpu_s,
             "free_aca_gib_s" => &mut self.free_aca_gib_s,
+            "aca_idle_vcpu_s_usd" => &mut self.aca_idle_vcpu_s,
+            "service_bus_standard_base_hour_usd" => &mut self.service_bus_base_hour,
+            "service_bus_standard_included_operations" => &mut self.service_bus_included_ops,
+            "service_bus_100m_2500m_per_million_operations_usd" => {
+                &mut self.service_bus_100m_per_million_ops
+            }
+            "service_bus_over_2500m_per_million_operations_usd" => {
+                &mut self.service_bus_2500m_per_million_ops
+            }
+            "service_bus_basic_per_million_operations_usd" => {
+                &mut self.service_bus_basic_per_million_ops
+            }
+            "service_bus_premium_messaging_unit_hour_usd" => &mut self.service_bus_premium_mu_hour,
             _ => return None,
         })
     }

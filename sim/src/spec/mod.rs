@@ -8,7 +8,8 @@ mod hosting;
 pub mod table;
 
 pub use hosting::{
-    CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, WebTierSpec, WorkerModel,
+    CostSpec, ExecutionLimit, HostingSpec, Plan, Pricing, ScalingSpec, ServiceBusTier, WebTierSpec,
+    WorkerModel,
 };
 
 use crate::dist::Dist;
@@ -260,6 +261,12 @@ impl QueueKind {
 pub struct QueueSpec {
     /// Broker semantics.
     pub kind: QueueKind,
+    /// Service Bus pricing tier (`[queue] tier`, default Standard): how the broker is billed.
+    /// Not used for storage queues.
+    pub tier: ServiceBusTier,
+    /// Service Bus Premium: messaging units billed per hour (`[queue] messaging_units`,
+    /// default 1).
+    pub messaging_units: u32,
     /// How long a received message stays invisible/locked. Service Bus lock duration
     /// (default 60 s, at most 5 min); storage queue visibility timeout set by the Functions
     /// host on receive (default 10 min, which is what a crashed host's messages wait).
@@ -303,6 +310,8 @@ impl QueueSpec {
     pub fn service_bus() -> QueueSpec {
         QueueSpec {
             kind: QueueKind::ServiceBus,
+            tier: ServiceBusTier::Standard,
+            messaging_units: 1,
             visibility_timeout: 60 * NS_PER_S,
             lock_renewal: 5 * NS_PER_MIN,
             max_delivery_count: 10,
