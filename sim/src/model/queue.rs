@@ -315,7 +315,7 @@ impl Queue {
             q.backlog += 1;
             self.meters.backlog_changed(now, 1);
         }
-        self.arrivals.notify_one(&self.sim);
+        self.arrivals.notify_one_live(&self.sim);
         true
     }
 
@@ -623,7 +623,7 @@ impl Queue {
             w.visible(class, now);
         }
         drop(q);
-        self.arrivals.notify_one(&self.sim);
+        self.arrivals.notify_one_live(&self.sim);
     }
 
     fn wake_keeper(&self) {
@@ -747,7 +747,7 @@ impl Queue {
                 w.visible(m.msg.class, now);
             }
             drop(q);
-            self.arrivals.notify_one(&self.sim);
+            self.arrivals.notify_one_live(&self.sim);
         }
         next
     }
@@ -1135,6 +1135,33 @@ mod tests {
         drop(q);
         let l = Rc::try_unwrap(meters).ok().expect("one owner").finish().ledger;
         assert_eq!((l.dead_lettered, l.completed), (1, 0));
+    }
+
+    #[test]
+    fn a_send_wakes_a_live_receiver_not_one_whose_instance_is_gone() {
+        // Two receivers wait on an empty queue; the first one's instance is scaled in (its
+        // process aborted while it waits). The next message goes to the live one at once.
+        let (sim, meters, q) = setup(QueueSpec::service_bus());
+        let got = Rc::new(std::cell::Cell::new(None));
+        let receiver = |got: Option<Rc<std::cell::Cell<Option<Nanos>>>>| {
+            let (q, clock) = (Rc::clone(&q), sim.clone());
+            async move {
+                let mut out = Vec::new();
+                q.receive(1, 1, &mut out).await;
+                if let Some(got) = got {
+                    got.set(Some(clock.now_ns()));
+                }
+            }
+        };
+        let gone = sim.spawn(receiver(None));
+        sim.spawn(receiver(Some(got.clone())));
+        at(&sim, NS_PER_S);
+        sim.abort(gone);
+        at(&sim, 2 * NS_PER_S);
+        send(&meters, &q);
+        at(&sim, 3 * NS_PER_S);
+        assert_eq!(got.get(), Some(2 * NS_PER_S), "received when sent, not at a later send");
+        sim.shutdown();
     }
 
     #[test]
