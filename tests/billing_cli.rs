@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestResult, sluice, text};
+use common::{TestResult, assert_rejected, sluice, text};
 use std::path::{Path, PathBuf};
 
 fn scratch(name: &str) -> PathBuf {
@@ -52,14 +52,7 @@ fn a_bad_tier_exits_2_with_its_position_and_what_was_expected() -> TestResult {
         ),
     ];
     for (name, body, place, hint) in cases {
-        let path = dir.join(name);
-        std::fs::write(&path, body)?;
-        let o = sluice(&["validate", path.to_str().unwrap()]);
-        let t = text(&o);
-        assert_eq!(o.status.code(), Some(2), "{name}: {t}");
-        assert!(t.contains(place), "{name}: expected {place} in:\n{t}");
-        assert!(t.contains(hint), "{name}: expected {hint:?} in:\n{t}");
-        assert!(!t.contains("panicked"), "{name}: {t}");
+        assert_rejected(&dir, name, &body, place, hint);
     }
     Ok(())
 }

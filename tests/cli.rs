@@ -319,13 +319,7 @@ fn the_limits_table_is_checked_and_printed_back() -> TestResult {
         ("type.toml", "[limits]\nmax_backlog = \"lots\"\n", "type.toml:5:15", "integer"),
     ];
     for (name, body, place, hint) in cases {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("{head}{body}"))?;
-        let o = sluice(&["validate", path.to_str().unwrap()]);
-        let t = text(&o);
-        assert_eq!(o.status.code(), Some(2), "{name}: {t}");
-        assert!(t.contains(place), "{name}: expected {place} in:\n{t}");
-        assert!(t.contains(hint), "{name}: expected {hint:?} in:\n{t}");
+        assert_rejected(&dir, name, &format!("{head}{body}"), place, hint);
     }
     let o = sluice(&["run", "scenarios/validation/mmc.toml", "--print-scenario"]);
     assert!(text(&o).contains("[limits]\nmax_backlog = 5000000\n"), "{}", text(&o));

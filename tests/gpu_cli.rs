@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestResult, sluice, text};
+use common::{TestResult, assert_rejected, sluice, text};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     common::scratch_in("gpu", name)
@@ -112,14 +112,7 @@ fn bad_gpu_settings_exit_2_with_their_position() -> TestResult {
     )?;
     std::fs::write(dir.join("bad.toml"), "gpu = \"x\"\nsource = \"test\"\nmeasured = false\n")?;
     for (name, body, place, hint) in cases {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("{HEAD}{body}"))?;
-        let o = sluice(&["validate", path.to_str().unwrap()]);
-        let t = text(&o);
-        assert_eq!(o.status.code(), Some(2), "{name}: {t}");
-        assert!(t.contains(place), "{name}: expected {place} in:\n{t}");
-        assert!(t.contains(hint), "{name}: expected {hint:?} in:\n{t}");
-        assert!(!t.contains("panicked"), "{name}: {t}");
+        assert_rejected(&dir, name, &format!("{HEAD}{body}"), place, hint);
     }
     let path = dir.join("plan.toml");
     std::fs::write(&path, HEAD.replace("aca-job", "functions-consumption") + "kind = \"T4\"\n")?;

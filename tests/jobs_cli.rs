@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestResult, sluice, text};
+use common::{TestResult, assert_rejected, sluice, text};
 
 const SCENARIO: &str = "scenarios/hosting/aca-job-one-message.toml";
 
@@ -62,14 +62,7 @@ fn bad_job_keys_exit_2_at_their_position() -> TestResult {
         ),
     ];
     for (name, body, place, hint) in cases {
-        let path = dir.join(name);
-        std::fs::write(&path, body)?;
-        let o = sluice(&["validate", path.to_str().unwrap()]);
-        let t = text(&o);
-        assert_eq!(o.status.code(), Some(2), "{name}: {t}");
-        assert!(t.contains(place), "{name}: expected {place} in:\n{t}");
-        assert!(t.contains(hint), "{name}: expected {hint:?} in:\n{t}");
-        assert!(!t.contains("panicked"), "{name}: {t}");
+        assert_rejected(&dir, name, &body, place, hint);
     }
     // "drain" and 0 both mean a replica drains the queue; the printed scenario says "drain".
     for value in ["\"drain\"", "0"] {

@@ -52,3 +52,16 @@ pub fn edited_in(
     std::fs::write(&path, src.replace(from, to))?;
     Ok(path)
 }
+
+/// Writes `body` to `dir/name` and checks that `sluice validate` rejects it as bad input:
+/// exit 2, the error at `place` (`file:line:column`) saying `hint`, and no panic.
+pub fn assert_rejected(dir: &Path, name: &str, body: &str, place: &str, hint: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("scratch file");
+    let o = sluice(&["validate", path.to_str().expect("utf-8 path")]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{name}: {t}");
+    assert!(t.contains(place), "{name}: expected {place} in:\n{t}");
+    assert!(t.contains(hint), "{name}: expected {hint:?} in:\n{t}");
+    assert!(!t.contains("panicked"), "{name}: {t}");
+}
