@@ -719,31 +719,40 @@ impl Host {
             .collect();
         for inst in victims {
             self.stats.borrow_mut().scale_ins += 1;
-            if inst.state.get() == State::Starting {
-                self.stop(&inst);
-                continue;
-            }
-            inst.state.set(State::Draining);
-            self.refresh_idle();
-            if let Some(fetcher) = inst.fetcher.take() {
-                self.sim.abort(fetcher); // waiting in a receive: it holds no message
-            }
-            let unprocessed: Vec<Delivery> = inst.buffer.borrow_mut().drain(..).collect();
-            for d in &unprocessed {
-                self.queue.release_unprocessed(d);
-            }
-            inst.arrived.notify_all(&self.sim); // idle slots see the drain and end
-            if inst.busy.get() == 0 {
-                self.stop(&inst);
-            } else if let Some(grace) = self.drain_grace {
-                let (host, me) = (Rc::clone(self), Rc::clone(&inst));
-                self.sim.spawn_in(inst.group, async move {
-                    host.sim.sleep(grace).await;
-                    host.stats.borrow_mut().drain_cutoffs += u64::from(me.busy.get());
-                    host.queue.holder_gone(me.group);
-                    host.stop(&me);
-                });
-            }
+            self.retire(&inst, self.drain_grace);
+        }
+    }
+
+    /// Takes `inst` out of service, as a scale-in or a pod's termination does: a starting
+    /// instance stops at once; a running one takes no more messages (those it had received
+    /// go back to the queue), may finish what it runs for `grace` (`None`: as long as that
+    /// takes), then stops; what it still ran is cut off unsettled (`drain_cutoffs`) and comes
+    /// back when its locks or visibility lapse.
+    fn retire(self: &Rc<Self>, inst: &Rc<Instance>, grace: Option<Nanos>) {
+        if inst.state.get() == State::Starting {
+            self.stop(inst);
+            return;
+        }
+        inst.state.set(State::Draining);
+        self.refresh_idle();
+        if let Some(fetcher) = inst.fetcher.take() {
+            self.sim.abort(fetcher); // waiting in a receive: it holds no message
+        }
+        let unprocessed: Vec<Delivery> = inst.buffer.borrow_mut().drain(..).collect();
+        for d in &unprocessed {
+            self.queue.release_unprocessed(d);
+        }
+        inst.arrived.notify_all(&self.sim); // idle slots see the drain and end
+        if inst.busy.get() == 0 {
+            self.stop(inst);
+        } else if let Some(grace) = grace {
+            let (host, me) = (Rc::clone(self), Rc::clone(inst));
+            self.sim.spawn_in(inst.group, async move {
+                host.sim.sleep(grace).await;
+                host.stats.borrow_mut().drain_cutoffs += u64::from(me.busy.get());
+                host.queue.holder_gone(me.group);
+                host.stop(&me);
+            });
         }
     }
 
@@ -766,7 +775,8 @@ impl Host {
         let live: Vec<Rc<Instance>> =
             self.instances.borrow().iter().filter(|i| ended.contains(&i.group)).cloned().collect();
         for other in live {
-            self.end_replica(&other, REPLICA_TERMINATION_GRACE);
+            // Deleted like a pod: the termination grace, then killed.
+            self.retire(&other, Some(REPLICA_TERMINATION_GRACE));
         }
     }
 
@@ -794,37 +804,6 @@ impl Host {
             .filter(|i| !runs.iter().any(|r| r.replicas.contains(&i.group)))
             .count();
         (runs.len() + loose) as u32
-    }
-
-    /// A job replica its execution no longer needs is deleted: like a pod's termination, it
-    /// takes no more messages (those it had received go back to the queue), may finish what
-    /// it runs for `grace`, then is killed; what it still ran comes back when its locks or
-    /// visibility lapse (counted in `drain_cutoffs`).
-    fn end_replica(self: &Rc<Self>, inst: &Rc<Instance>, grace: Nanos) {
-        if inst.state.get() == State::Starting {
-            self.stop(inst);
-            return;
-        }
-        inst.state.set(State::Draining);
-        if let Some(fetcher) = inst.fetcher.take() {
-            self.sim.abort(fetcher);
-        }
-        let unprocessed: Vec<Delivery> = inst.buffer.borrow_mut().drain(..).collect();
-        for d in &unprocessed {
-            self.queue.release_unprocessed(d);
-        }
-        inst.arrived.notify_all(&self.sim);
-        if inst.busy.get() == 0 {
-            self.stop(inst);
-            return;
-        }
-        let (host, me) = (Rc::clone(self), Rc::clone(inst));
-        self.sim.spawn_in(inst.group, async move {
-            host.sim.sleep(grace).await;
-            host.stats.borrow_mut().drain_cutoffs += u64::from(me.busy.get());
-            host.queue.holder_gone(me.group);
-            host.stop(&me);
-        });
     }
 
     fn stop(&self, inst: &Instance) {

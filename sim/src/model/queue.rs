@@ -653,10 +653,7 @@ impl Queue {
             q.locks.pop_front();
             // The receiver's renewal is due now, `lead` before the lock expires.
             let lead = self.renewal_lead();
-            let renewing = lead > 0
-                && now < m.renew_from.saturating_add(self.spec.lock_renewal)
-                && !q.gone.contains(&m.holder)
-                && !self.renewal_fails(now);
+            let renewing = lead > 0 && self.renews(&q, &m, now);
             if renewing {
                 // Every lock is decided the same `lead` before its expiry, so the next
                 // decision (expiry now + lock duration) keeps the FIFO in time order.
@@ -703,10 +700,7 @@ impl Queue {
                 break;
             }
             q.prefetched.pop();
-            let renewing = what == LockEvent::Renew
-                && now < m.renew_from.saturating_add(self.spec.lock_renewal)
-                && !q.gone.contains(&m.holder)
-                && !self.renewal_fails(now);
+            let renewing = what == LockEvent::Renew && self.renews(&q, &m, now);
             match what {
                 LockEvent::Renew if renewing => {
                     // Renewed: from here on like any renewed lock (decided `lead` before
@@ -762,6 +756,14 @@ impl Queue {
             (_, QueueKind::ServiceBus) => (lock / 2).min(10 * crate::time::NS_PER_S),
             (_, QueueKind::StorageQueue) => lock / 2,
         }
+    }
+
+    /// Whether the receiver of `m` renews its lock at `now`: it is alive, less than
+    /// `lock_renewal` has passed since the handler started, and no fault fails the renewal.
+    fn renews(&self, q: &Inner, m: &Msg, now: Nanos) -> bool {
+        now < m.renew_from.saturating_add(self.spec.lock_renewal)
+            && !q.gone.contains(&m.holder)
+            && !self.renewal_fails(now)
     }
 
     /// Whether a renewal attempted now fails (a `renewal-failure` fault window).

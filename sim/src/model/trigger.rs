@@ -141,17 +141,18 @@ impl QueueTrigger {
 
     /// A handler slot: take the next message, handle it, repeat.
     async fn slot<H: Handler>(self: Rc<Self>, handler: Rc<H>, inst: Rc<Instance>, slot: u32) {
-        if self.prefetches(&inst) {
-            while let Some(delivery) = self.next_prefetched(&inst).await {
-                self.queue.handler_started(&delivery);
-                let execution = self.host.begin_execution(&inst, slot, delivery);
-                handler.handle(&inst, delivery).await;
-                self.host.end_execution(&inst, execution);
-            }
-            return;
-        }
+        let prefetching = self.prefetches(&inst);
         let mut received = Vec::with_capacity(self.batch_size as usize);
-        while let Some(delivery) = self.next_message(&inst, &mut received).await {
+        loop {
+            let next = if prefetching {
+                self.next_prefetched(&inst).await
+            } else {
+                self.next_message(&inst, &mut received).await
+            };
+            let Some(delivery) = next else { return };
+            if prefetching {
+                self.queue.handler_started(&delivery); // its lock renewal starts now
+            }
             let execution = self.host.begin_execution(&inst, slot, delivery);
             handler.handle(&inst, delivery).await;
             self.host.end_execution(&inst, execution);

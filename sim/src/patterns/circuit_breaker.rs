@@ -285,14 +285,6 @@ impl PatternSettings for Settings {
             out.dist("fallback", v);
         }
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn PatternSettings) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
 }
 
 /// The settings in force, defaults resolved.

@@ -335,14 +335,6 @@ impl PatternSettings for Settings {
             dur(out, "breaker.pause", b.pause);
         }
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn PatternSettings) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
 }
 
 /// The settings in force for one run.

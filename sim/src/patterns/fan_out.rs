@@ -211,14 +211,6 @@ impl PatternSettings for Settings {
             }
         });
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn PatternSettings) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
 }
 
 /// One subscription, defaults resolved.

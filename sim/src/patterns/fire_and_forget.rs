@@ -103,14 +103,6 @@ impl PatternSettings for Settings {
             out.boolean("drain_on_stop", v);
         }
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn PatternSettings) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
 }
 
 /// The settings in force, defaults filled in.

@@ -132,14 +132,6 @@ impl PatternSettings for Settings {
             out.boolean("jitter", v);
         }
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn PatternSettings) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
 }
 
 impl Settings {

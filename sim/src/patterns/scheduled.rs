@@ -234,14 +234,6 @@ impl PatternSettings for Settings {
             out.string("lease_kind", FLAVOURS.iter().find(|l| l.0 == v).expect("listed").1);
         }
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn same_as(&self, other: &dyn PatternSettings) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
 }
 
 /// The settings in force, defaults resolved.

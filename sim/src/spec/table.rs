@@ -121,16 +121,37 @@ pub trait TableWriter {
     fn string_map(&mut self, key: &str, value: &[(String, String)]);
 }
 
+/// What a settings type gets from being `PartialEq + 'static`, so that a pattern's settings
+/// need implement only [`PatternSettings::write`].
+pub trait AnySettings {
+    /// The settings as `Any`, for the pattern to get its own type back.
+    fn as_any(&self) -> &dyn Any;
+    /// Whether `other` holds settings of the same type, equal to these.
+    fn same_as(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: PartialEq + Any> AnySettings for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
+}
+
 /// A pattern's settings, as the pattern module defines them.
 pub trait PatternSettings:
-    fmt::Debug + Send + Sync + std::panic::RefUnwindSafe + std::panic::UnwindSafe + 'static
+    AnySettings
+    + fmt::Debug
+    + Send
+    + Sync
+    + std::panic::RefUnwindSafe
+    + std::panic::UnwindSafe
+    + 'static
 {
     /// Prints the table back (every key the pattern read, with its value).
     fn write(&self, out: &mut dyn TableWriter);
-    /// The settings as `Any`, for the pattern to get its own type back.
-    fn as_any(&self) -> &dyn Any;
-    /// Whether `other` holds equal settings.
-    fn same_as(&self, other: &dyn PatternSettings) -> bool;
 }
 
 /// The settings of the scenario's pattern table (`None`: the pattern has no table, or the
@@ -149,7 +170,7 @@ impl PartialEq for PatternTable {
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             (None, None) => true,
-            (Some(a), Some(b)) => a.same_as(b.as_ref()),
+            (Some(a), Some(b)) => a.same_as(b.as_any()),
             _ => false,
         }
     }
